@@ -1,0 +1,83 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from api.routes import accounts, agent, auth, health, me
+from service.container import open_services
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+A caller signs in, generates a **support PIN** and reads it to a support agent, whose tooling
+verifies it against the account being discussed. A PIN stops working after its TTL, each new
+PIN replaces the previous one, and a PIN works once.
+
+Errors are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # The function name: stable, unique, and what generated clients call the method.
+    return route.name
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; stores are opened by the lifespan, never at import time."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = await open_services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    app = FastAPI(
+        title="Support PIN service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    install_problem_handlers(app)
+    for router in (health.router, accounts.router, auth.router, me.router, agent.router):
+        app.include_router(router)
+    # Outermost last: the request id and headers wrap every answer, 413s included.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with problem answers under their real media type."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                for code, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    json_body = content.get("application/json", {})
+                    if json_body.get("schema", {}).get("$ref", "").endswith("/Problem"):
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                    if code == "204":
+                        response.pop("content", None)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import ServicesDep
+from api.problems import problem_responses
+from schemas.accounts import AccountCreate, AccountOut
+
+router = APIRouter(prefix="/v1", tags=["accounts"])
+
+
+@router.post(
+    "/accounts",
+    summary="Create an account",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountOut,
+    responses=problem_responses(409, 413, 422, 429, 503),
+)
+async def create_account(body: AccountCreate, services: ServicesDep) -> AccountOut:
+    account = await services.accounts.register(body.email, body.password)
+    return AccountOut(
+        id=account.id,
+        email=account.email,
+        mfa_enabled=account.mfa_enabled,
+        created_at=account.created_at,
+    )

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import CurrentUser, ServicesDep
+from api.problems import problem_responses
+from schemas.auth import TokenOut
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+@router.post(
+    "/token",
+    summary="Sign in with email and password (OAuth2 password grant)",
+    response_model=TokenOut,
+    responses=problem_responses(401, 413, 422, 429, 503),
+)
+async def create_token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep
+) -> TokenOut:
+    account_id = await services.accounts.authenticate(form.username, form.password)
+    token = await services.sessions.create(account_id)
+    return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)
+
+
+@router.post(
+    "/logout",
+    summary="End this session; the token stops working at once",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 503),
+)
+async def logout(user: CurrentUser, services: ServicesDep) -> None:
+    await services.sessions.revoke(user.token)

@@ -1,0 +1,1 @@
+"""Support PIN service: domain logic and persistence (no HTTP here)."""

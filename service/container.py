@@ -1,0 +1,80 @@
+"""Builds every service object from the settings, and closes what it opened."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from service.accounts import AccountService
+from service.agents import AgentService
+from service.audit import AuditLog
+from service.passwords import PasswordHasher
+from service.persistence.db import Database
+from service.pins import PinService
+from service.redis_store import Keys, RedisStore, make_client
+from service.sessions import SessionStore
+from service.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: RedisStore
+    audit: AuditLog
+    accounts: AccountService
+    agents: AgentService
+    sessions: SessionStore
+    pins: PinService
+
+    async def check_ready(self) -> dict[str, bool]:
+        """Ask both stores, at once, whether they answer."""
+        results = await asyncio.gather(self.db.ping(), self.redis.ping(), return_exceptions=True)
+        return {
+            "postgres": not isinstance(results[0], BaseException),
+            "redis": not isinstance(results[1], BaseException),
+        }
+
+    async def close(self) -> None:
+        await asyncio.gather(self.db.close(), self.redis.close(), return_exceptions=True)
+
+
+async def open_services(settings: Settings) -> Services:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (or use `support-pin serve`)")
+    db = await Database.connect(
+        settings.database_url,
+        min_size=settings.db_pool_min_size,
+        max_size=settings.db_pool_max_size,
+        timeout=settings.db_timeout_seconds,
+    )
+    redis = RedisStore(
+        make_client(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            timeout=settings.redis_timeout_seconds,
+            pool_size=settings.redis_pool_size,
+        ),
+        Keys(settings.redis_key_prefix),
+    )
+    audit = AuditLog(db)
+    keys = settings.keys
+    return Services(
+        settings=settings,
+        db=db,
+        redis=redis,
+        audit=audit,
+        accounts=AccountService(db, PasswordHasher(settings.password_hash_concurrency)),
+        agents=AgentService(db, audit),
+        sessions=SessionStore(redis, keys.session, settings.session_ttl_seconds),
+        pins=PinService(
+            redis,
+            audit,
+            pin_key=keys.pin,
+            length=settings.pin_length,
+            ttl_seconds=settings.pin_ttl_seconds,
+            max_attempts=settings.pin_max_attempts,
+            account_max_failures=settings.account_max_failures,
+            account_lock_seconds=settings.account_lock_seconds,
+        ),
+    )

@@ -1,0 +1,95 @@
+"""Domain errors. Each carries the HTTP status and stable code that api/ renders as RFC 9457."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ServiceError(Exception):
+    """Base of every error that has a defined answer."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+    detail: str = "The request could not be processed."
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        if detail is not None:
+            self.detail = detail
+        self.extra: dict[str, Any] = extra
+        super().__init__(self.detail)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class InvalidCredentials(ServiceError):
+    status = 401
+    code = "invalid_credentials"
+    title = "Invalid credentials"
+    detail = "The email or password is not correct."
+
+
+class Unauthenticated(ServiceError):
+    status = 401
+    code = "unauthenticated"
+    title = "Authentication required"
+    detail = "A valid bearer token is required."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class EmailTaken(ServiceError):
+    status = 409
+    code = "email_taken"
+    title = "Email already registered"
+    detail = "An account with this email already exists."
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+    detail = "The resource does not exist."
+
+
+class AgentExists(ServiceError):
+    status = 409
+    code = "agent_exists"
+    title = "Agent already exists"
+    detail = "An agent with this name already exists."
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+    detail = "Too many requests; try again later."
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Unavailable(ServiceError):
+    """A store (Postgres or Redis) did not answer in time; nothing was half-done."""
+
+    status = 503
+    code = "unavailable"
+    title = "Service unavailable"
+    detail = "The service is temporarily unavailable; try again shortly."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -1,0 +1,44 @@
+"""Keys derived from SECRET_KEY, one per purpose, so no key serves two jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+
+def _derive(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+@dataclass(frozen=True, repr=False)
+class DerivedKeys:
+    pin: bytes
+    session: bytes
+    mfa_token: bytes
+    totp: bytes
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> DerivedKeys:
+        return cls(
+            pin=_derive(secret, b"support-pin/pin-hmac/v1"),
+            session=_derive(secret, b"support-pin/session-hmac/v1"),
+            mfa_token=_derive(secret, b"support-pin/mfa-token-hmac/v1"),
+            totp=_derive(secret, b"support-pin/totp-encryption/v1"),
+        )
+
+    def __repr__(self) -> str:
+        return "DerivedKeys(<redacted>)"
+
+
+def keyed_digest(key: bytes, *parts: str) -> bytes:
+    """HMAC-SHA256 over length-prefixed parts (no ambiguity between 'a:b' + 'c' and 'a' + 'b:c')."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    for part in parts:
+        data = part.encode()
+        mac.update(len(data).to_bytes(4, "big"))
+        mac.update(data)
+    return mac.digest()

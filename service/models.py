@@ -1,0 +1,58 @@
+"""Plain domain values passed between service/ and api/."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
+
+
+@dataclass(frozen=True)
+class Account:
+    id: UUID
+    email: str
+    created_at: datetime
+    mfa_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: UUID
+    name: str
+
+
+class EventType(StrEnum):
+    """Audit event types. The first group is what an account holder sees."""
+
+    ISSUED = "issued"
+    REVOKED = "revoked"
+    VERIFIED = "verified"
+    VERIFY_FAILED = "verify_failed"
+    LOCKED = "locked"
+    AGENT_CREATED = "agent_created"
+    AGENT_REVOKED = "agent_revoked"
+
+
+ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = (
+    EventType.ISSUED,
+    EventType.REVOKED,
+    EventType.VERIFIED,
+    EventType.VERIFY_FAILED,
+    EventType.LOCKED,
+)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    type: EventType
+    account_id: UUID | None = None
+    agent: Agent | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class AccountEvent:
+    type: str
+    at: datetime
+    agent: str | None

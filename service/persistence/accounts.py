@@ -1,0 +1,38 @@
+"""SQL of accounts."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from service.errors import EmailTaken
+from service.persistence.db import Connection
+
+_COLUMNS = "id, email, password_hash, created_at"
+
+
+async def create_account(conn: Connection, email: str, password_hash: str) -> asyncpg.Record:
+    try:
+        row = await conn.fetchrow(
+            f"INSERT INTO accounts (email, password_hash) VALUES ($1, $2) RETURNING {_COLUMNS}",  # noqa: S608 (constant)
+            email,
+            password_hash,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise EmailTaken() from exc
+    assert row is not None  # INSERT ... RETURNING always yields the row
+    return row
+
+
+async def account_by_email(conn: Connection, email: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM accounts WHERE email = $1", email)  # noqa: S608 (constant)
+
+
+async def account_by_id(conn: Connection, account_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM accounts WHERE id = $1", account_id)  # noqa: S608 (constant)
+
+
+async def account_id_by_email(conn: Connection, email: str) -> UUID | None:
+    account_id: UUID | None = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", email)
+    return account_id

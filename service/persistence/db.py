@@ -1,0 +1,102 @@
+"""The asyncpg pool, with store failures turned into a clean `Unavailable`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import TypeAlias, TypeVar
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from service.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database did not answer", as opposed to a bug in our SQL.
+_UNAVAILABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InsufficientResourcesError,
+    asyncpg.OperatorInterventionError,
+)
+
+T = TypeVar("T")
+# What persistence functions take: a pooled connection or a plain one (migrations, tests).
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+StoreErrorHook = Callable[[str], None]
+
+
+class Database:
+    """Owns the pool; hands out connections that fail fast when Postgres is away."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        timeout: float,
+        on_error: StoreErrorHook | None = None,
+    ) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self._on_error = on_error
+
+    @classmethod
+    async def connect(
+        cls,
+        dsn: str,
+        *,
+        min_size: int,
+        max_size: int,
+        timeout: float,  # noqa: ASYNC109 (passed to asyncpg as its per-call timeout)
+        on_error: StoreErrorHook | None = None,
+    ) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            command_timeout=timeout,
+            # A broken connection is dropped rather than handed out again.
+            max_inactive_connection_lifetime=300,
+            server_settings={"application_name": "support-pin"},
+        )
+        return cls(pool, timeout, on_error)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    def _failed(self, exc: BaseException) -> Unavailable:
+        if self._on_error is not None:
+            self._on_error("postgres")
+        log.warning("postgres unavailable: %s", type(exc).__name__)
+        return Unavailable()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection; store outages surface as `Unavailable`."""
+        try:
+            async with self.pool.acquire(timeout=self.timeout) as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise self._failed(exc) from exc
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def must_write(self, write: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run a write that the caller cannot answer without: any refusal becomes `Unavailable`."""
+        try:
+            async with self.transaction() as conn:
+                return await write(conn)
+        except asyncpg.PostgresError as exc:
+            raise self._failed(exc) from exc
+
+    async def ping(self) -> None:
+        async with self.connection() as conn:
+            await conn.fetchval("SELECT 1")

@@ -1,0 +1,94 @@
+"""The Redis client (single node or cluster), key names, and store failures as `Unavailable`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from service.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+
+RedisClient = Redis | RedisCluster
+
+
+class Keys:
+    """Key names. Every key of one account carries the hash tag `{<account id>}`, so the
+    keys a script touches together always share one Redis Cluster slot."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+
+    def pin(self, account_id: str) -> str:
+        return f"{self.prefix}pin:{{{account_id}}}"
+
+    def pin_failures(self, account_id: str) -> str:
+        return f"{self.prefix}pinfail:{{{account_id}}}"
+
+    def pin_lock(self, account_id: str) -> str:
+        return f"{self.prefix}pinlock:{{{account_id}}}"
+
+    def session(self, token_digest: str) -> str:
+        return f"{self.prefix}sess:{{{token_digest}}}"
+
+
+def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:
+    """A client that fails within `timeout` and retries once (a restarted server leaves
+    stale pooled connections; one quick retry reconnects them)."""
+    common: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        "decode_responses": False,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, max_connections=pool_size, **common)
+    return Redis.from_url(
+        url,
+        max_connections=pool_size,
+        health_check_interval=30,
+        client_name="support-pin",
+        **common,
+    )
+
+
+class RedisStore:
+    """Owns the client; `guard()` turns outages into `Unavailable`."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        keys: Keys,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self._on_error = on_error
+
+    @asynccontextmanager
+    async def guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE as exc:
+            if self._on_error is not None:
+                self._on_error("redis")
+            log.warning("redis unavailable: %s", type(exc).__name__)
+            raise Unavailable() from exc
+
+    async def ping(self) -> None:
+        async with self.guard():
+            await self.client.ping()
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,78 @@
+"""Every setting of the service, read from the environment in one place."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.keys import DerivedKeys
+
+# A well-known value that lets development start with no set-up; production refuses it.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Settings from environment variables (names are the upper-case field names)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    environment: Literal["development", "test", "production"] = "development"
+
+    # Stores. Unset in development means: start the embedded servers (see service/embedded.py).
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_cluster: bool = False
+    redis_key_prefix: str = Field(default="", max_length=64)
+    data_dir: Path = Path(".support-pin")
+
+    db_pool_min_size: int = Field(default=2, ge=1, le=100)
+    db_pool_max_size: int = Field(default=10, ge=1, le=200)
+    db_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET_KEY)
+
+    # Support PINs.
+    pin_length: int = Field(default=6, ge=6, le=10)
+    pin_ttl_seconds: int = Field(default=1800, ge=1, le=86_400)
+    pin_max_attempts: int = Field(default=5, ge=1, le=10)
+    account_max_failures: int = Field(default=20, ge=1, le=100)
+    account_lock_seconds: int = Field(default=3600, ge=1, le=86_400)
+
+    # Sign-in.
+    session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86_400)
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # HTTP.
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_key_long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("SECRET_KEY must be at least 32 characters")
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_explicit(self) -> Settings:
+        if self.environment == "production":
+            if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
+                raise ValueError("SECRET_KEY must be set to a random value in production")
+            if not self.database_url or not self.redis_url:
+                raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+        return self
+
+    @cached_property
+    def keys(self) -> DerivedKeys:
+        """Purpose-bound keys derived from SECRET_KEY."""
+        return DerivedKeys.from_secret(self.secret_key.get_secret_value().encode())

@@ -1,0 +1,161 @@
+"""Fixtures: a throw-away database and Redis key prefix per run, the app on real stores."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+
+from api.app import create_app
+from service.container import Services
+from service.persistence.migrations import migrate
+from service.settings import Settings
+from tests.stores import TestStores, database_url, test_stores
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def stores() -> Iterator[TestStores]:
+    with test_stores() as found:
+        yield found
+
+
+@pytest.fixture(scope="session")
+async def db_url(stores: TestStores) -> AsyncIterator[str]:
+    """A database of this run's own, dropped at the end: a developer's data is never touched."""
+    name = f"support_pin_test_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(stores.postgres_admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = database_url(stores.postgres_admin_url, name)
+    await migrate(url)
+    yield url
+    admin = await asyncpg.connect(stores.postgres_admin_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def make_settings(db_url: str, stores: TestStores) -> Callable[..., Settings]:
+    """Settings on the test stores, with a Redis key prefix of this test's own."""
+    prefix = f"test:{secrets.token_hex(6)}:"
+
+    def build(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "environment": "test",
+            "database_url": db_url,
+            "redis_url": stores.redis_url,
+            "redis_key_prefix": prefix,
+            "secret_key": "test-secret-key-" + "x" * 32,
+            **overrides,
+        }
+        return Settings(**values)
+
+    return build
+
+
+@dataclass
+class Harness:
+    app: FastAPI
+    client: httpx.AsyncClient
+    services: Services
+
+    async def signup(self, email: str | None = None, password: str = PASSWORD) -> str:
+        email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
+        response = await self.client.post(
+            "/v1/accounts", json={"email": email, "password": password}
+        )
+        assert response.status_code == 201, response.text
+        return email
+
+    async def sign_in(self, email: str, password: str = PASSWORD) -> str:
+        response = await self.client.post(
+            "/v1/auth/token", data={"username": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        token: str = response.json()["access_token"]
+        return token
+
+    async def user(self) -> tuple[str, dict[str, str]]:
+        """A new account, signed in: its email and auth headers."""
+        email = await self.signup()
+        return email, {"Authorization": f"Bearer {await self.sign_in(email)}"}
+
+    async def agent(self, name: str | None = None) -> tuple[str, dict[str, str]]:
+        agent, key = await self.services.agents.create(name or f"agent-{uuid.uuid4().hex[:8]}")
+        return agent.name, {"Authorization": f"Bearer {key}"}
+
+    async def issue_pin(self, headers: dict[str, str]) -> str:
+        response = await self.client.post("/v1/me/support-pin", headers=headers)
+        assert response.status_code == 201, response.text
+        pin: str = response.json()["pin"]
+        return pin
+
+    async def verify(self, agent_headers: dict[str, str], email: str, pin: str) -> dict[str, Any]:
+        response = await self.client.post(
+            "/v1/agent/verifications", headers=agent_headers, json={"email": email, "pin": pin}
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def events(self, headers: dict[str, str]) -> list[dict[str, Any]]:
+        response = await self.client.get("/v1/me/support-pin/events", headers=headers)
+        assert response.status_code == 200, response.text
+        events: list[dict[str, Any]] = response.json()["events"]
+        return events
+
+
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def harness_factory(make_settings: Callable[..., Settings]) -> AsyncIterator[HarnessFactory]:
+    """Build apps with overridden settings; all are shut down after the test."""
+    stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
+
+    async def build(**overrides: Any) -> Harness:
+        app = create_app(make_settings(**overrides))
+        manager = LifespanManager(app)
+        await manager.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+        )
+        stack.append((manager, client))
+        return Harness(app, client, app.state.services)
+
+    yield build
+    for manager, client in reversed(stack):
+        await client.aclose()
+        await manager.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def h(harness_factory: HarnessFactory) -> Harness:
+    return await harness_factory()
+
+
+@pytest.fixture
+async def pg(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test database, for looking behind the API."""
+    conn = await asyncpg.connect(db_url)
+    yield conn
+    await conn.close()
+
+
+def run_concurrently(*coros: Awaitable[Any]) -> Awaitable[list[Any]]:
+    return asyncio.gather(*coros)

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me
+from api.web import install_web
 from service.container import open_services
 from service.settings import Settings
 
@@ -51,10 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # /docs and /redoc are served by api/web.py from local files (no CDN), with a CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     for router in (health.router, accounts.router, auth.router, me.router, agent.router):
         app.include_router(router)
+    install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)

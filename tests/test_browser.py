@@ -8,6 +8,7 @@ copied to docs/screenshots/)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
@@ -104,15 +105,17 @@ class LiveService:
         return name, key
 
 
-@pytest.fixture(scope="module")
-async def live(db_url: str, stores: test_stores_module.TestStores) -> AsyncIterator[LiveService]:
-    """`support-pin serve` in its own process on a free port, on the test stores."""
+@contextlib.asynccontextmanager
+async def run_service(
+    db_url: str, redis_url: str, *, ready_path: str = "/readyz"
+) -> AsyncIterator[LiveService]:
+    """`support-pin serve` in its own process on a free port."""
     port = _free_port()
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": db_url,
-        "REDIS_URL": stores.redis_url,
+        "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"test:web:{secrets.token_hex(6)}:",
         "SECRET_KEY": "test-secret-key-" + "w" * 32,
         "LOG_LEVEL": "WARNING",
@@ -133,11 +136,11 @@ async def live(db_url: str, stores: test_stores_module.TestStores) -> AsyncItera
     base_url = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base_url) as client:
-            for _ in range(200):
+            for _ in range(300):
                 if process.poll() is not None:
                     pytest.fail(f"the service exited with {process.returncode}")
                 try:
-                    if (await client.get("/readyz")).status_code == 200:
+                    if (await client.get(ready_path)).status_code == 200:
                         break
                 except httpx.TransportError:
                     pass
@@ -152,6 +155,13 @@ async def live(db_url: str, stores: test_stores_module.TestStores) -> AsyncItera
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+async def live(db_url: str, stores: test_stores_module.TestStores) -> AsyncIterator[LiveService]:
+    """The service on the test stores, shared by this module's tests."""
+    async with run_service(db_url, stores.redis_url) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +338,6 @@ async def check_pin_flow(
     await sign_in(user, email, labels)
     await expect(user.locator("html")).to_have_attribute("lang", lang)
     await expect(user.get_by_role("button", name=labels.sign_out, exact=True)).to_be_visible()
-    await screenshot(user, f"{lang}-account")
 
     opener = user.get_by_role("button", name=labels.support_pin, exact=True)
     await opener.click()
@@ -366,6 +375,7 @@ async def check_pin_flow(
     await expect(opener).to_be_focused()
     await expect(user.locator("#events li[data-type=verified]")).to_contain_text(agent_name)
     await expect(user.locator("#events li[data-type=verify_failed]")).to_have_count(1)
+    await screenshot(user, f"{lang}-account")
     return user
 
 
@@ -408,7 +418,7 @@ async def test_wrong_password_is_a_readable_message(browsers: Browsers) -> None:
     ):
         watched = await browsers.page(locale=locale)
         # The browser itself logs the 401 answer of the sign-in call; that one is expected.
-        watched.allowed.append(re.compile(r"status of 401"))
+        watched.allowed.append(re.compile(r"^Failed to load resource: .* status of 401 "))
         page = watched.page
         await page.goto("/")
         await page.get_by_label(labels.email, exact=True).fill(email)
@@ -495,3 +505,23 @@ async def test_api_docs_work_offline(browsers: Browsers, path: str, ready: str) 
     await expect(page.locator(ready).first).to_contain_text("Support PIN service")
     await expect(page.get_by_text("/v1/agent/verifications").first).to_be_attached()
     assert elsewhere == []
+
+
+async def test_service_unavailable_is_a_readable_message(browsers: Browsers, db_url: str) -> None:
+    """With Redis gone, sign-in answers 503; the page says so in words, in both languages."""
+    email = await browsers.live.signup()
+    dead_redis = f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there
+    async with run_service(db_url, dead_redis, ready_path="/healthz") as broken:
+        for labels, locale, message in (
+            (EN, "en-GB", "The service is unavailable right now. Please try again in a moment."),
+            (SV, "sv-SE", "Tjänsten är inte tillgänglig just nu. Försök igen om en liten stund."),
+        ):
+            watched = await browsers.page(locale=locale)
+            watched.allowed.append(re.compile(r"^Failed to load resource: .* status of 503 "))
+            page = watched.page
+            await page.goto(f"{broken.base_url}/")
+            await page.get_by_label(labels.email, exact=True).fill(email)
+            await page.get_by_label(labels.password, exact=True).fill(PASSWORD)
+            await page.get_by_role("button", name=labels.sign_in, exact=True).click()
+            await expect(page.get_by_role("alert")).to_have_text(message)
+            assert page.url.endswith("/")

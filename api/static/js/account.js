@@ -112,6 +112,9 @@ function renderDialog() {
     showMessage(pinNotice, "");
   }
   pinPanel.hidden = !current;
+  // Before a PIN is shown, generating one is the thing to do; after, "OK" is.
+  generateButton.className = `btn ${current ? "btn-secondary" : "btn-primary"}`;
+  okButton.className = `btn ${current ? "btn-primary" : "btn-secondary"}`;
   if (current) {
     pinValue.textContent = groupDigits(current.pin);
     pinExpires.dateTime = current.expiresAt.toISOString();

@@ -93,6 +93,7 @@ form.addEventListener("submit", async (event) => {
       pinInput.value = "";
       renderResult();
       renderHistory();
+      resultBox.scrollIntoView({ block: "nearest" });
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
         sessionStorage.removeItem(KEY_STORAGE);

@@ -1,5 +1,5 @@
 // Shared by every page: messages in the chosen language, calls to the public v1 API, and the
-// signed-in session (kept in sessionStorage: gone when the tab closes, never in localStorage).
+// signed-in session (kept in sessionStorage: gone when the tab closes; never persisted).
 
 const LANGUAGES = ["en", "sv"];
 const LANGUAGE_KEY = "support-pin.lang";

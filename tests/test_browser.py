@@ -36,6 +36,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 CHROMIUM_ARGS = [
     "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
     "--disable-gpu",
@@ -214,6 +216,7 @@ class Browsers:
             device_scale_factor=2 if mobile else 1,
         )
         await context.add_init_script(REPORT_CSP_VIOLATIONS)
+        await context.add_init_script(path=AXE)
         self.contexts.append(context)
         page = await context.new_page()
         watched = Watched(page)
@@ -238,6 +241,19 @@ async def browsers(browser: Browser, live: LiveService) -> AsyncIterator[Browser
         await context.close()
     for watched in made.watched:
         watched.assert_clean()
+
+
+async def assert_accessible(page: Page) -> None:
+    """No WCAG 2.1 A/AA violation that axe-core finds (contrast, labels, names, ...)."""
+    results = await page.evaluate(
+        "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_AA
+    )
+    violations = [
+        f"{v['id']} ({v['impact']}): {v['help']} at "
+        + ", ".join(str(node["target"]) for node in v["nodes"])
+        for v in results["violations"]
+    ]
+    assert violations == [], "\n".join(violations)
 
 
 async def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:
@@ -353,6 +369,7 @@ async def check_pin_flow(
     assert f"{local:%M}:{local:%S}" in shown.expires_text, shown.expires_text
     await expect(dialog.locator("#pin-countdown")).to_have_text(re.compile(r"^(29|30):\d\d$"))
     await screenshot(user, f"{lang}-pin-dialog", full_page=False)
+    await assert_accessible(user)
     await dialog.get_by_role("button", name=labels.ok, exact=True).click()
     await expect(dialog).to_be_hidden()
     await expect(opener).to_be_focused()
@@ -361,10 +378,12 @@ async def check_pin_flow(
     assert await verify(agent, email, shown.pin, labels) == "verified"
     await expect(agent.locator("#result-detail")).to_contain_text(email)
     await screenshot(agent, f"{lang}-agent")
+    await assert_accessible(agent)
     # Single use: the same PIN again is refused, and the console shows it is a repeat.
     assert await verify(agent, email, shown.pin, labels) == "not-verified"
     await expect(agent.locator("#result-attempt")).to_contain_text("2")
     await expect(agent.locator("#history li")).to_have_count(2)
+    await assert_accessible(agent)
 
     # Back on the account page, without a reload: the dialog says the PIN was used.
     await opener.click()
@@ -376,6 +395,7 @@ async def check_pin_flow(
     await expect(user.locator("#events li[data-type=verified]")).to_contain_text(agent_name)
     await expect(user.locator("#events li[data-type=verify_failed]")).to_have_count(1)
     await screenshot(user, f"{lang}-account")
+    await assert_accessible(user)
     return user
 
 
@@ -429,6 +449,7 @@ async def test_wrong_password_is_a_readable_message(browsers: Browsers) -> None:
         assert page.url.endswith("/")
         if labels is EN:
             await screenshot(page, "en-wrong-password")
+            await assert_accessible(page)
 
 
 async def test_dialog_on_a_375_pixel_phone(browsers: Browsers) -> None:
@@ -438,6 +459,7 @@ async def test_dialog_on_a_375_pixel_phone(browsers: Browsers) -> None:
     no_sideways_scroll = "() => document.documentElement.scrollWidth <= window.innerWidth"
     assert await user.evaluate(no_sideways_scroll)
     await screenshot(user, "phone-account")
+    await assert_accessible(user)
     opener = user.get_by_role("button", name=EN.support_pin, exact=True)
     await opener.scroll_into_view_if_needed()
     await opener.tap()
@@ -455,6 +477,7 @@ async def test_dialog_on_a_375_pixel_phone(browsers: Browsers) -> None:
     assert pin_box["height"] < 80, pin_box
     assert shown.pin
     await screenshot(user, "phone-pin-dialog", full_page=False)
+    await assert_accessible(user)
     await dialog.get_by_role("button", name=EN.ok, exact=True).tap()
     await expect(dialog).to_be_hidden()
 

@@ -27,6 +27,7 @@ const pinExpires = document.getElementById("pin-expires");
 const pinCountdown = document.getElementById("pin-countdown");
 const pinNotice = document.getElementById("pin-notice");
 const pinError = document.getElementById("pin-error");
+const pinAnnounce = document.getElementById("pin-announce");
 
 const token = sessionToken();
 let events = [];
@@ -125,6 +126,7 @@ function renderDialog() {
 
 function forgetPin(newNotice) {
   current = null;
+  pinAnnounce.textContent = "";
   notice = newNotice;
   clearInterval(ticker);
   ticker = null;
@@ -200,6 +202,11 @@ async function generatePin() {
     clearInterval(ticker);
     ticker = setInterval(renderCountdown, 1000);
     renderDialog();
+    // Read out once by screen readers, digit by digit (the countdown itself stays quiet).
+    pinAnnounce.textContent = t("pin.announce", {
+      digits: current.pin.split("").join(" "),
+      time: formatTime(current.expiresAt),
+    });
     loadEvents();
   } catch (error) {
     showMessage(pinError, errorMessage(error));
@@ -216,6 +223,13 @@ openButton.addEventListener("click", async () => {
     await refreshPinState();
   } catch (error) {
     showMessage(pinError, errorMessage(error));
+  }
+});
+
+// Back to this tab with the dialog open (say, after the call): check the PIN again.
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && dialog.open) {
+    refreshPinState().catch((error) => showMessage(pinError, errorMessage(error)));
   }
 });
 

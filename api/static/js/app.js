@@ -81,7 +81,12 @@ export function onLanguageChange(listener) {
 
 /** Loads the messages, fills in the page and wires the language switch. */
 export async function startPage() {
-  await loadMessages(preferredLanguage());
+  try {
+    await loadMessages(preferredLanguage());
+  } catch {
+    // Without the chosen language, English; without that, the keys: never a blank page.
+    await loadMessages("en").catch(() => {});
+  }
   applyMessages();
   const select = document.getElementById("lang");
   select.value = language;

@@ -109,7 +109,7 @@ class LiveService:
 
 @contextlib.asynccontextmanager
 async def run_service(
-    db_url: str, redis_url: str, *, ready_path: str = "/readyz"
+    db_url: str, redis_url: str, *, ready_path: str = "/readyz", **settings: str
 ) -> AsyncIterator[LiveService]:
     """`support-pin serve` in its own process on a free port."""
     port = _free_port()
@@ -121,6 +121,7 @@ async def run_service(
         "REDIS_KEY_PREFIX": f"test:web:{secrets.token_hex(6)}:",
         "SECRET_KEY": "test-secret-key-" + "w" * 32,
         "LOG_LEVEL": "WARNING",
+        **{name.upper(): value for name, value in settings.items()},
     }
     process = subprocess.Popen(  # noqa: ASYNC220  # started once; it runs beside the loop
         [
@@ -548,3 +549,64 @@ async def test_service_unavailable_is_a_readable_message(browsers: Browsers, db_
             await page.get_by_role("button", name=labels.sign_in, exact=True).click()
             await expect(page.get_by_role("alert")).to_have_text(message)
             assert page.url.endswith("/")
+
+
+async def test_an_expired_pin_is_reported_in_the_dialog(
+    browsers: Browsers, db_url: str, stores: test_stores_module.TestStores
+) -> None:
+    """A PIN that runs out while the dialog is closed is reported on the next opening."""
+    async with run_service(db_url, stores.redis_url, pin_ttl_seconds="3") as short_lived:
+        email = await short_lived.signup()
+        user = (await browsers.page()).page
+        await user.goto(f"{short_lived.base_url}/")
+        await user.get_by_label(EN.email, exact=True).fill(email)
+        await user.get_by_label(EN.password, exact=True).fill(PASSWORD)
+        await user.get_by_role("button", name=EN.sign_in, exact=True).click()
+        await user.wait_for_url("**/account")
+        opener = user.get_by_role("button", name=EN.support_pin, exact=True)
+        await opener.click()
+        await generate_pin(user, EN)
+        dialog = user.get_by_role("dialog")
+        await dialog.get_by_role("button", name=EN.ok, exact=True).click()
+        # The countdown reaches zero (3 s) while the dialog is closed.
+        await expect(user.locator("#pin-countdown")).to_have_text("0:00", timeout=15_000)
+        await opener.click()
+        await expect(dialog.locator("#pin-notice")).to_have_text(
+            re.compile(r"^Your PIN expired at \d\d:\d\d:\d\d .*Generate a new one")
+        )
+        await expect(dialog.locator("#pin-panel")).to_be_hidden()
+        assert (await short_lived_status(short_lived, email))["active"] is False
+
+
+async def short_lived_status(service: LiveService, email: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=service.base_url) as client:
+        token = (
+            await client.post("/v1/auth/token", data={"username": email, "password": PASSWORD})
+        ).json()["access_token"]
+        response = await client.get(
+            "/v1/me/support-pin", headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 200
+    status: dict[str, Any] = response.json()
+    return status
+
+
+async def test_the_csp_watch_catches_an_inline_script(browsers: Browsers) -> None:
+    """The pages' CSP refuses inline script, and the watch used by every test reports it."""
+    watched = await browsers.page()
+    await watched.page.goto("/")
+    await expect(watched.page.get_by_role("button", name=EN.sign_in, exact=True)).to_be_visible()
+    await watched.page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.inlineRan = true";
+            document.body.append(script);
+        }"""
+    )
+    for _ in range(50):
+        if watched.problems:
+            break
+        await asyncio.sleep(0.05)
+    assert await watched.page.evaluate("() => window.inlineRan === undefined")
+    assert any("script-src" in problem for problem in watched.problems), watched.problems
+    watched.problems.clear()  # expected here; any other test fails on it

@@ -100,7 +100,10 @@ function renderCountdown() {
   const seconds = String(left % 60).padStart(2, "0");
   pinCountdown.textContent = `${minutes}:${seconds}`;
   if (left === 0) {
-    forgetPin({ key: "pin.expired-now", values: {} });
+    // Ask the service what became of it (used or expired); when closed, on the next opening.
+    clearInterval(ticker);
+    ticker = null;
+    if (dialog.open) refreshPinState().catch((error) => showMessage(pinError, errorMessage(error)));
   }
 }
 

@@ -6,6 +6,7 @@ import {
   errorMessage,
   formatTime,
   formatWhen,
+  hasMessage,
   onLanguageChange,
   sessionToken,
   setNotice,
@@ -54,10 +55,10 @@ async function call(path, options = {}) {
 }
 
 function eventText(event) {
-  const anonymous = !event.agent && Object.hasOwn({ verified: 1, verify_failed: 1 }, event.type);
-  return t(anonymous ? `event.${event.type}.anonymous` : `event.${event.type}`, {
-    agent: event.agent ?? "",
-  });
+  const anonymous = !event.agent && ["verified", "verify_failed"].includes(event.type);
+  const key = anonymous ? `event.${event.type}.anonymous` : `event.${event.type}`;
+  // A kind of event newer than these pages still gets a line, not a message key.
+  return t(hasMessage(key) ? key : "event.other", { agent: event.agent ?? "" });
 }
 
 function renderEvents() {

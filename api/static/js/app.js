@@ -35,6 +35,10 @@ export function t(key, values = {}) {
   );
 }
 
+export function hasMessage(key) {
+  return Object.hasOwn(messages, key);
+}
+
 /** A BCP 47 tag for dates and times: the browser's own variant of the chosen language. */
 export function locale() {
   for (const tag of navigator.languages || []) {

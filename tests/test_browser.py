@@ -531,6 +531,7 @@ async def test_api_docs_work_offline(browsers: Browsers, path: str, ready: str) 
     await expect(page.locator(ready).first).to_contain_text("Support PIN service")
     await expect(page.get_by_text("/v1/agent/verifications").first).to_be_attached()
     assert elsewhere == []
+    await screenshot(page, "docs" + path.replace("/", "-"), full_page=False)
 
 
 async def test_service_unavailable_is_a_readable_message(browsers: Browsers, db_url: str) -> None:

@@ -16,6 +16,7 @@ const KEY_STORAGE = "support-pin.agent-key";
 
 const form = document.getElementById("verify-form");
 const errorBox = document.getElementById("error");
+const noticeBox = document.getElementById("notice");
 const keyInput = document.getElementById("agent-key");
 const emailInput = document.getElementById("caller-email");
 const pinInput = document.getElementById("pin");
@@ -72,6 +73,7 @@ form.addEventListener("submit", async (event) => {
   const key = keyInput.value.trim();
   const email = emailInput.value.trim();
   const pin = pinInput.value.replace(/\s+/g, "");
+  showMessage(noticeBox, "");
   if (!key) return showMessage(errorBox, t("form.key-required"));
   if (!email) return showMessage(errorBox, t("form.caller-email-required"));
   if (!/^[0-9]{6,10}$/.test(pin)) return showMessage(errorBox, t("form.pin-invalid"));
@@ -110,7 +112,8 @@ form.addEventListener("submit", async (event) => {
 document.getElementById("forget-key").addEventListener("click", () => {
   sessionStorage.removeItem(KEY_STORAGE);
   keyInput.value = "";
-  showMessage(errorBox, t("agent.key-forgotten"));
+  showMessage(errorBox, "");
+  showMessage(noticeBox, t("agent.key-forgotten"));
   keyInput.focus();
 });
 

@@ -483,6 +483,18 @@ async def test_dialog_on_a_375_pixel_phone(browsers: Browsers) -> None:
     await assert_accessible(user)
     await dialog.get_by_role("button", name=EN.ok, exact=True).tap()
     await expect(dialog).to_be_hidden()
+    await user.get_by_role("button", name=EN.sign_out, exact=True).tap()
+    await user.wait_for_url(re.compile(r"/$"))
+    # The other pages fit the phone too, and the agent console in the longer language.
+    for path, ready in (("/", "#email"), ("/signup", "#email"), ("/agent", "#agent-key")):
+        await user.goto(path)
+        await expect(user.locator(ready)).to_be_visible()
+        assert await user.evaluate(no_sideways_scroll), path
+        await assert_accessible(user)
+    await user.get_by_label("Language").select_option("sv")
+    await expect(user.get_by_role("button", name=SV.verify, exact=True)).to_be_visible()
+    assert await user.evaluate(no_sideways_scroll)
+    await screenshot(user, "phone-agent-sv")
 
 
 async def test_language_switch_on_every_page(browsers: Browsers) -> None:

@@ -180,6 +180,9 @@ async function refreshPinState() {
     events = recent;
     renderEvents();
     forgetPin(whyGone(current, recent));
+  } else if (current && Date.now() >= current.deadline && dialog.open) {
+    // Our countdown ran out a moment before the service's clock did: ask again shortly.
+    setTimeout(() => refreshPinState().catch(() => {}), 1000);
   } else if (!current && state.active) {
     notice = { key: "pin.status.active-hidden", values: { at: new Date(state.expires_at) } };
     renderDialog();

@@ -404,6 +404,17 @@ async def check_pin_flow(
 
 async def test_pin_flow_in_english(browsers: Browsers) -> None:
     user = await check_pin_flow(browsers, EN, "en", "en-US", "America/New_York")
+    # The switch redraws what the script wrote too (the activity list), without a reload.
+    await user.get_by_label("Language").select_option("sv")
+    await expect(user.locator("#events li[data-type=verified]")).to_contain_text(
+        "Verifierad av supporthandläggare"
+    )
+    await user.get_by_role("button", name=SV.support_pin, exact=True).click()
+    await expect(user.get_by_role("dialog").locator("#pin-notice")).to_contain_text(
+        "Din PIN-kod har använts"
+    )
+    await user.keyboard.press("Escape")
+    await user.get_by_label("Språk").select_option("en")
     # Signing out ends the session on the server and in the tab.
     await user.get_by_role("button", name=EN.sign_out, exact=True).click()
     await user.wait_for_url(re.compile(r"/$"))

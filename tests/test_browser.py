@@ -50,6 +50,9 @@ CHROMIUM_ARGS = [
 ]
 
 # Reports CSP violations to the console, where the page's listener fails the test on them.
+# A loaded two-core machine is slower than a laptop; a wait is not a timing assertion.
+expect.set_options(timeout=10_000)
+
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
   console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);

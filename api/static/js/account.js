@@ -4,7 +4,6 @@ import {
   ApiError,
   clearSession,
   errorMessage,
-  formatTime,
   formatWhen,
   hasMessage,
   onLanguageChange,
@@ -111,7 +110,7 @@ function renderCountdown() {
 function renderDialog() {
   if (notice) {
     const values = { ...notice.values };
-    if (values.at) values.time = formatTime(values.at);
+    if (values.at) values.time = formatWhen(values.at);
     showMessage(pinNotice, t(notice.key, values));
   } else {
     showMessage(pinNotice, "");
@@ -123,7 +122,8 @@ function renderDialog() {
   if (current) {
     pinValue.textContent = groupDigits(current.pin);
     pinExpires.dateTime = current.expiresAt.toISOString();
-    pinExpires.textContent = formatTime(current.expiresAt);
+    // With the date too when that is not today (a long PIN_TTL_SECONDS, or near midnight).
+    pinExpires.textContent = formatWhen(current.expiresAt);
     renderCountdown();
   }
 }
@@ -212,7 +212,7 @@ async function generatePin() {
     // Read out once by screen readers, digit by digit (the countdown itself stays quiet).
     pinAnnounce.textContent = t("pin.announce", {
       digits: current.pin.split("").join(" "),
-      time: formatTime(current.expiresAt),
+      time: formatWhen(current.expiresAt),
     });
     loadEvents();
   } catch (error) {

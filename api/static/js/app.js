@@ -57,9 +57,7 @@ export function formatTime(date) {
 }
 
 export function formatDateTime(date) {
-  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "medium" }).format(
-    date,
-  );
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "long" }).format(date);
 }
 
 /** Time of day when `date` is today, date and time otherwise. */

@@ -49,10 +49,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 
-# Reports CSP violations to the console, where the page's listener fails the test on them.
 # A loaded two-core machine is slower than a laptop; a wait is not a timing assertion.
 expect.set_options(timeout=10_000)
 
+# Reports CSP violations to the console, where the page's listener fails the test on them.
 REPORT_CSP_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
   console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);

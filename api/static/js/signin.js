@@ -4,6 +4,7 @@ import {
   ApiError,
   busy,
   errorMessage,
+  onLanguageChange,
   saveSession,
   sessionToken,
   showMessage,
@@ -99,6 +100,9 @@ if (sessionToken()) {
   window.location.replace("/account");
 } else {
   const notice = takeNotice();
-  if (notice) showMessage(noticeBox, t(notice));
+  if (notice) {
+    showMessage(noticeBox, t(notice));
+    onLanguageChange(() => showMessage(noticeBox, noticeBox.hidden ? "" : t(notice)));
+  }
   email.focus();
 }

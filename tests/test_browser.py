@@ -28,6 +28,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyotp
 import pytest
+import redis
+import redis.asyncio
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests import stores as test_stores_module
@@ -118,12 +120,13 @@ async def run_service(
 ) -> AsyncIterator[LiveService]:
     """`support-pin serve` in its own process on a free port."""
     port = _free_port()
+    prefix = f"test:web:{secrets.token_hex(6)}:"
     env = {
         **os.environ,
         "ENVIRONMENT": "test",
         "DATABASE_URL": db_url,
         "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"test:web:{secrets.token_hex(6)}:",
+        "REDIS_KEY_PREFIX": prefix,
         "SECRET_KEY": "test-secret-key-" + "w" * 32,
         "LOG_LEVEL": "WARNING",
         **{name.upper(): value for name, value in settings.items()},
@@ -163,6 +166,19 @@ async def run_service(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+        await _delete_keys(redis_url, prefix)
+
+
+async def _delete_keys(redis_url: str, prefix: str) -> None:
+    """This service's own Redis keys, and nothing else (the server may be shared)."""
+    client = redis.asyncio.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            await client.unlink(key)
+    except (redis.RedisError, OSError):
+        pass  # the dead-Redis service of the 503 test has nothing to delete
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture(scope="module")

@@ -46,7 +46,6 @@ class Settings(BaseSettings):
 
     # Sign-in.
     session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86_400)
-    password_min_length: int = Field(default=12, ge=8, le=128)
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
     # HTTP.

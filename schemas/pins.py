@@ -18,7 +18,17 @@ class PinStatusOut(BaseModel):
     expires_at: UtcDatetime | None
 
 
-EventTypeName = Literal["issued", "revoked", "verified", "verify_failed", "locked"]
+EventTypeName = Literal[
+    "issued",
+    "revoked",
+    "verified",
+    "verify_failed",
+    "locked",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_code_used",
+    "mfa_locked",
+]
 
 
 class PinEventOut(BaseModel):

@@ -43,10 +43,15 @@ class MfaStatusOut(BaseModel):
 
 
 class MfaRequiredProblem(Problem):
-    """401 `mfa_required`: the password was right; finish at POST /v1/auth/token/mfa."""
+    """401 of sign-in: `invalid_credentials`, or `mfa_required` (the password was right, finish
+    at POST /v1/auth/token/mfa) with the two members below."""
 
-    mfa_token: str = Field(description="Single use, for POST /v1/auth/token/mfa.")
-    mfa_token_expires_in: int = Field(description="Seconds the mfa_token stays valid.")
+    mfa_token: str | None = Field(
+        default=None, description="With `mfa_required`: single use, for POST /v1/auth/token/mfa."
+    )
+    mfa_token_expires_in: int | None = Field(
+        default=None, description="With `mfa_required`: seconds the mfa_token stays valid."
+    )
 
 
 class InvalidCodeProblem(Problem):

@@ -231,6 +231,32 @@ async def test_mfa_token_dies_after_five_wrong_codes(h: Harness) -> None:
     assert fresh.status_code == 200, fresh.text
 
 
+async def test_concurrent_wrong_codes_cannot_exceed_the_token_limit(
+    h: Harness, pg: asyncpg.Connection
+) -> None:
+    user = await enabled_user(h)
+    mfa_token = await password_step(h, user.email)
+    answers = await asyncio.gather(*(code_step(h, mfa_token, "000000") for _ in range(12)))
+    assert all(a.status_code == 401 for a in answers)
+    assert sorted(a.json()["attempts_left"] for a in answers) == [0] * 8 + [1, 2, 3, 4]
+    failed = await pg.fetchval(
+        "SELECT count(*) FROM audit_events WHERE account_id = $1 AND type = 'mfa_failed'",
+        _uuid((await me(h, user.headers)).json()),
+    )
+    assert failed == 5  # only five codes were ever checked
+
+
+async def test_mfa_token_lives_five_minutes_and_only_as_a_digest(h: Harness) -> None:
+    user = await enabled_user(h)
+    mfa_token = await password_step(h, user.email)
+    client = h.services.redis.client
+    keys = [k async for k in client.scan_iter(match=h.services.redis.keys.prefix + "mfatok:*")]
+    assert len(keys) == 1
+    assert mfa_token.encode() not in keys[0]
+    assert 295_000 <= await client.pttl(keys[0]) <= 300_000
+    assert mfa_token.encode() not in b"".join((await client.hgetall(keys[0])).values())
+
+
 async def test_account_limit_survives_new_sign_ins(
     harness_factory: HarnessFactory, pg: asyncpg.Connection
 ) -> None:
@@ -249,6 +275,8 @@ async def test_account_limit_survives_new_sign_ins(
     assert locked.status_code == 429
     assert locked.json()["code"] == "mfa_locked"
     assert 3500 <= int(locked.headers["retry-after"]) <= 3600
+    lock_key = h.services.redis.keys.mfa_lock(str(_uuid((await me(h, user.headers)).json())))
+    assert 3_500_000 <= await h.services.redis.client.pttl(lock_key) <= 3_600_000
     # Recovery codes and turning 2FA off are second-factor checks too: refused while locked.
     assert (await code_step(h, third, user.recovery_codes[0])).status_code == 429
     response = await h.client.request(

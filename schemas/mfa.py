@@ -26,7 +26,7 @@ class CodeIn(StrictModel):
 
 class RecoveryCodesOut(BaseModel):
     recovery_codes: list[str] = Field(
-        description="Ten single-use codes, shown only this once.",
+        description="Ten single-use codes, shown only this once; earlier ones stop working.",
         examples=[["k7qd-m2xa-p4rt", "..."]],
     )
 

@@ -27,6 +27,7 @@ EventTypeName = Literal[
     "mfa_enabled",
     "mfa_disabled",
     "recovery_code_used",
+    "recovery_codes_regenerated",
     "mfa_locked",
 ]
 

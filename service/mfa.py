@@ -94,9 +94,10 @@ end
 local failures = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 if failures > tonumber(ARGV[1]) then
+  -- Only reached when wrong codes raced past the limit: lock now.
   redis.call('DEL', KEYS[1])
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-  return {'locked', tonumber(ARGV[2])}
+  return {'locked', tonumber(ARGV[2]), 'new'}
 end
 return {'ok', failures}
 """
@@ -277,8 +278,7 @@ class MfaService:
         ):
             raise InvalidCode()
 
-        codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
-        hashes = [self._recovery_digest(account_id, _normalize(c)) for c in codes]
+        codes, hashes = self._new_recovery_codes(account_id)
 
         async def write(conn: Connection) -> bool:
             if await sql.enable(conn, account_id, blob, hashes) is None:
@@ -292,6 +292,26 @@ class MfaService:
                 raise MfaAlreadyEnabled()
             raise MfaEnrollmentNotStarted("The enrollment was replaced; scan the newest QR code.")
         await self._sessions.revoke_all(account_id, keep=keep_session)
+        return codes
+
+    async def regenerate_recovery_codes(self, account_id: UUID, code: str) -> list[str]:
+        """Ten new recovery codes (shown only now); every earlier one stops working."""
+        if not await self.is_enabled(account_id):
+            raise MfaNotEnabled()
+        if not await self._attempt(account_id, code, reason="regenerate"):
+            raise InvalidCode()
+        codes, hashes = self._new_recovery_codes(account_id)
+
+        async def write(conn: Connection) -> bool:
+            if not await sql.replace_recovery_codes(conn, account_id, hashes):
+                return False
+            await self._audit.insert(
+                conn, AuditEvent(EventType.RECOVERY_CODES_REGENERATED, account_id)
+            )
+            return True
+
+        if not await self._db.must_write(write):
+            raise MfaNotEnabled()  # turned off meanwhile
         return codes
 
     async def disable(self, account_id: UUID, code: str) -> None:
@@ -380,6 +400,8 @@ class MfaService:
                 ],
             )
         if reply[0] == b"locked":
+            if len(reply) > 2:  # this request set the lock
+                await self._audit.record(AuditEvent(EventType.MFA_LOCKED, account_id))
             raise MfaLocked(retry_after=math.ceil(max(int(reply[1]), 1000) / 1000))
 
         if await self._check_code(account_id, code):
@@ -407,7 +429,10 @@ class MfaService:
                 return False
             secret = self._cipher.decrypt(account_id, state["secret_encrypted"])
             if secret is None:
-                log.error("a TOTP secret does not decrypt: was SECRET_KEY changed?")
+                log.error(
+                    "the TOTP secret of account %s does not decrypt: was SECRET_KEY changed?",
+                    account_id,
+                )
                 return False
             return await self._accept_totp(account_id, secret, digits)
         normalized = recovery_code(code)
@@ -437,6 +462,10 @@ class MfaService:
             if claimed:
                 return True
         return False
+
+    def _new_recovery_codes(self, account_id: UUID) -> tuple[list[str], list[bytes]]:
+        codes = [new_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+        return codes, [self._recovery_digest(account_id, _normalize(c)) for c in codes]
 
     def _recovery_digest(self, account_id: UUID, normalized: str) -> bytes:
         return keyed_digest(self._recovery_key, str(account_id), normalized)

@@ -36,6 +36,7 @@ class EventType(StrEnum):
     MFA_ENABLED = "mfa_enabled"
     MFA_DISABLED = "mfa_disabled"
     RECOVERY_CODE_USED = "recovery_code_used"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     MFA_FAILED = "mfa_failed"  # a wrong second-factor code (reason: sign_in or disable)
     MFA_LOCKED = "mfa_locked"  # too many wrong codes: second-factor sign-in refused a while
 
@@ -49,6 +50,7 @@ ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = (
     EventType.MFA_ENABLED,
     EventType.MFA_DISABLED,
     EventType.RECOVERY_CODE_USED,
+    EventType.RECOVERY_CODES_REGENERATED,
     EventType.MFA_LOCKED,
 )
 

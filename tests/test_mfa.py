@@ -335,6 +335,29 @@ async def test_recovery_codes_work_once_each(h: Harness) -> None:
     assert refused.status_code == 401
 
 
+async def test_regenerated_recovery_codes_replace_the_old_ones(h: Harness) -> None:
+    user = await enabled_user(h)
+    path = "/v1/me/mfa/recovery-codes"
+    wrong = await h.client.post(path, headers=user.headers, json={"code": "000000"})
+    assert wrong.status_code == 400
+    assert wrong.json()["code"] == "invalid_code"
+    response = await h.client.post(path, headers=user.headers, json={"code": code(user.secret)})
+    assert response.status_code == 200, response.text
+    new_codes = response.json()["recovery_codes"]
+    assert len(new_codes) == 10
+    assert not set(new_codes) & set(user.recovery_codes)
+    old = await code_step(h, await password_step(h, user.email), user.recovery_codes[3])
+    assert old.status_code == 401
+    new = await code_step(h, await password_step(h, user.email), new_codes[3])
+    assert new.status_code == 200
+    assert "recovery_codes_regenerated" in [e["type"] for e in await h.events(user.headers)]
+
+    _, plain = await h.user()
+    off = await h.client.post(path, headers=plain, json={"code": "000000"})
+    assert off.status_code == 409
+    assert off.json()["code"] == "mfa_not_enabled"
+
+
 async def test_concurrent_use_of_one_code_succeeds_once(h: Harness) -> None:
     user = await enabled_user(h)
     tokens = [await password_step(h, user.email) for _ in range(4)]

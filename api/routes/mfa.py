@@ -75,3 +75,21 @@ async def confirm_totp_enrollment(
 )
 async def disable_totp(body: CodeIn, user: CurrentUser, services: ServicesDep) -> None:
     await services.mfa.disable(user.account_id, body.code)
+
+
+@router.post(
+    "/recovery-codes",
+    summary="Replace the recovery codes (proven with a current code or a recovery code)",
+    description=(
+        "Ten new codes, shown once; every earlier one stops working. 400 `invalid_code` "
+        "(counts toward the account's wrong-code limit); 409 `mfa_not_enabled`; 429 "
+        "`mfa_locked`."
+    ),
+    response_model=RecoveryCodesOut,
+    responses=problem_responses(400, 401, 409, 413, 422, 429, 503),
+)
+async def regenerate_recovery_codes(
+    body: CodeIn, user: CurrentUser, services: ServicesDep
+) -> RecoveryCodesOut:
+    codes = await services.mfa.regenerate_recovery_codes(user.account_id, body.code)
+    return RecoveryCodesOut(recovery_codes=codes)

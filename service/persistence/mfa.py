@@ -56,12 +56,33 @@ async def enable(
     )
     if enabled_at is None:
         return None
+    await _replace_recovery_codes(conn, account_id, code_hashes)
+    return enabled_at
+
+
+async def replace_recovery_codes(
+    conn: Connection, account_id: UUID, code_hashes: Sequence[bytes]
+) -> bool:
+    """New recovery codes for an account with 2FA on (the old ones stop working)."""
+    enabled = await conn.fetchval(
+        """SELECT 1 FROM account_totp WHERE account_id = $1 AND enabled_at IS NOT NULL
+           FOR UPDATE""",
+        account_id,
+    )
+    if enabled is None:
+        return False
+    await _replace_recovery_codes(conn, account_id, code_hashes)
+    return True
+
+
+async def _replace_recovery_codes(
+    conn: Connection, account_id: UUID, code_hashes: Sequence[bytes]
+) -> None:
     await conn.execute("DELETE FROM account_recovery_codes WHERE account_id = $1", account_id)
     await conn.executemany(
         "INSERT INTO account_recovery_codes (account_id, code_hash) VALUES ($1, $2)",
         [(account_id, code_hash) for code_hash in code_hashes],
     )
-    return enabled_at
 
 
 async def disable(conn: Connection, account_id: UUID) -> bool:

@@ -42,6 +42,12 @@ def code(secret: str, steps: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + steps * STEP)
 
 
+def wrong_code(secret: str) -> str:
+    """Six digits that are no code of this secret anywhere near now."""
+    near = {code(secret, steps) for steps in range(-3, 4)}
+    return next(c for c in (f"{n:06d}" for n in range(10)) if c not in near)
+
+
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -52,6 +58,11 @@ class MfaUser:
     headers: dict[str, str]
     secret: str
     recovery_codes: list[str]
+    confirm_code: str  # spent on the confirmation
+
+    @property
+    def wrong(self) -> str:
+        return wrong_code(self.secret)
 
 
 async def start(h: Harness, headers: dict[str, str]) -> dict[str, Any]:
@@ -70,9 +81,10 @@ async def enabled_user(h: Harness) -> MfaUser:
     email, headers = await h.user()
     secret = (await start(h, headers))["secret"]
     await away_from_step_edge()
-    response = await confirm(h, headers, code(secret, -1))
+    confirm_code = code(secret, -1)
+    response = await confirm(h, headers, confirm_code)
     assert response.status_code == 200, response.text
-    return MfaUser(email, headers, secret, response.json()["recovery_codes"])
+    return MfaUser(email, headers, secret, response.json()["recovery_codes"], confirm_code)
 
 
 async def password_step(h: Harness, email: str) -> str:
@@ -165,7 +177,7 @@ async def test_wrong_code_and_malformed_input(h: Harness) -> None:
     user = await enabled_user(h)
     mfa_token = await password_step(h, user.email)
     right = code(user.secret)
-    wrong = f"{(int(right) + 1) % 1_000_000:06d}"
+    wrong = user.wrong
     response = await code_step(h, mfa_token, wrong)
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_code"
@@ -186,7 +198,7 @@ async def test_wrong_code_and_malformed_input(h: Harness) -> None:
 async def test_replayed_code_is_refused(h: Harness) -> None:
     user = await enabled_user(h)
     # The code that confirmed enrollment (step -1) was spent there.
-    refused = await code_step(h, await password_step(h, user.email), code(user.secret, -1))
+    refused = await code_step(h, await password_step(h, user.email), user.confirm_code)
     assert refused.status_code == 401
 
     current = code(user.secret)
@@ -219,7 +231,7 @@ async def test_mfa_token_dies_after_five_wrong_codes(h: Harness) -> None:
     user = await enabled_user(h)
     mfa_token = await password_step(h, user.email)
     for left in (4, 3, 2, 1, 0):
-        response = await code_step(h, mfa_token, "000000" if left % 2 else "aaaa-aaaa-aaaa")
+        response = await code_step(h, mfa_token, user.wrong if left % 2 else "aaaa-aaaa-aaaa")
         assert response.status_code == 401
         assert response.json()["attempts_left"] == left
     dead = await code_step(h, mfa_token, code(user.secret))
@@ -236,7 +248,7 @@ async def test_concurrent_wrong_codes_cannot_exceed_the_token_limit(
 ) -> None:
     user = await enabled_user(h)
     mfa_token = await password_step(h, user.email)
-    answers = await asyncio.gather(*(code_step(h, mfa_token, "000000") for _ in range(12)))
+    answers = await asyncio.gather(*(code_step(h, mfa_token, user.wrong) for _ in range(12)))
     assert all(a.status_code == 401 for a in answers)
     assert sorted(a.json()["attempts_left"] for a in answers) == [0] * 8 + [1, 2, 3, 4]
     failed = await pg.fetchval(
@@ -265,10 +277,10 @@ async def test_account_limit_survives_new_sign_ins(
     user = await enabled_user(h)
     first = await password_step(h, user.email)
     for _ in range(5):
-        assert (await code_step(h, first, "000000")).status_code == 401
+        assert (await code_step(h, first, user.wrong)).status_code == 401
     second = await password_step(h, user.email)  # a new sign-in does not reset the count
-    assert (await code_step(h, second, "000000")).status_code == 401
-    seventh = await code_step(h, second, "000000")
+    assert (await code_step(h, second, user.wrong)).status_code == 401
+    seventh = await code_step(h, second, user.wrong)
     assert seventh.status_code == 401
 
     third = await password_step(h, user.email)
@@ -304,11 +316,11 @@ async def test_account_limit_counts_consecutive_failures(harness_factory: Harnes
     user = await enabled_user(h)
     token = await password_step(h, user.email)
     for _ in range(2):
-        assert (await code_step(h, token, "000000")).status_code == 401
+        assert (await code_step(h, token, user.wrong)).status_code == 401
     assert (await code_step(h, token, code(user.secret))).status_code == 200  # resets the count
     token = await password_step(h, user.email)
     for _ in range(2):
-        assert (await code_step(h, token, "000000")).status_code == 401
+        assert (await code_step(h, token, user.wrong)).status_code == 401
     await away_from_step_edge()
     assert (await code_step(h, token, code(user.secret, 1))).status_code == 200
 
@@ -338,7 +350,7 @@ async def test_recovery_codes_work_once_each(h: Harness) -> None:
 async def test_regenerated_recovery_codes_replace_the_old_ones(h: Harness) -> None:
     user = await enabled_user(h)
     path = "/v1/me/mfa/recovery-codes"
-    wrong = await h.client.post(path, headers=user.headers, json={"code": "000000"})
+    wrong = await h.client.post(path, headers=user.headers, json={"code": user.wrong})
     assert wrong.status_code == 400
     assert wrong.json()["code"] == "invalid_code"
     response = await h.client.post(path, headers=user.headers, json={"code": code(user.secret)})
@@ -373,7 +385,9 @@ async def test_concurrent_use_of_one_code_succeeds_once(h: Harness) -> None:
 async def test_disable_with_totp_or_recovery_code(h: Harness, pg: asyncpg.Connection) -> None:
     user = await enabled_user(h)
     delete = "/v1/me/mfa/totp"
-    wrong = await h.client.request("DELETE", delete, headers=user.headers, json={"code": "000000"})
+    wrong = await h.client.request(
+        "DELETE", delete, headers=user.headers, json={"code": user.wrong}
+    )
     assert wrong.status_code == 400
     assert wrong.json()["code"] == "invalid_code"
     done = await h.client.request(
@@ -454,7 +468,7 @@ async def test_enabling_ends_password_only_sessions(h: Harness) -> None:
 
 async def test_audit_events_listed_for_the_user(h: Harness, pg: asyncpg.Connection) -> None:
     user = await enabled_user(h)
-    await code_step(h, await password_step(h, user.email), "000000")
+    await code_step(h, await password_step(h, user.email), user.wrong)
     await code_step(h, await password_step(h, user.email), user.recovery_codes[0])
     response = await h.client.request(
         "DELETE", "/v1/me/mfa/totp", headers=user.headers, json={"code": code(user.secret)}

@@ -58,10 +58,12 @@ class SessionStore:
             # decode_responses=False: members are bytes.
             names = [m.decode() if isinstance(m, bytes) else m for m in members]
             digests = [name for name in names if name != kept]
-            ended = 0
-            # One key per command: session keys live in different cluster slots.
-            for digest in digests:
-                ended += await self._redis.client.delete(self._redis.keys.session(digest))
-            if digests:
-                await self._redis.client.srem(index, *digests)
-        return ended
+            if not digests:
+                return 0
+            # One key per command (session keys live in different cluster slots), one round trip.
+            async with self._redis.client.pipeline(transaction=False) as pipe:
+                for digest in digests:
+                    pipe.delete(self._redis.keys.session(digest))
+                pipe.srem(index, *digests)
+                replies = await pipe.execute()
+        return sum(int(r) for r in replies[:-1])

@@ -458,11 +458,14 @@ async def test_secrets_not_readable_in_the_database(h: Harness, pg: asyncpg.Conn
 
 async def test_enabling_ends_password_only_sessions(h: Harness) -> None:
     email, headers = await h.user()
-    elsewhere = auth(await h.sign_in(email))
+    elsewhere = [auth(await h.sign_in(email)) for _ in range(3)]
+    other_email, other_headers = await h.user()
     secret = (await start(h, headers))["secret"]
     await away_from_step_edge()
     assert (await confirm(h, headers, code(secret))).status_code == 200
-    assert (await me(h, elsewhere)).status_code == 401
+    for ended in elsewhere:
+        assert (await me(h, ended)).status_code == 401
+    assert (await me(h, other_headers)).json()["email"] == other_email  # not this account
     assert (await me(h, headers)).status_code == 200  # the session that proved the code
 
 

@@ -16,6 +16,7 @@ cannot exceed either limit; a right code resets the account's count.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import io
 import logging
@@ -254,7 +255,10 @@ class MfaService:
         uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_SECONDS).provisioning_uri(
             name=account.email, issuer_name=self.issuer
         )
-        return Enrollment(secret=secret, otpauth_uri=uri, qr_svg=qr_svg(uri))
+        # About 6 ms of CPU: off the event loop.
+        return Enrollment(
+            secret=secret, otpauth_uri=uri, qr_svg=await asyncio.to_thread(qr_svg, uri)
+        )
 
     async def confirm_enrollment(
         self, account_id: UUID, code: str, *, keep_session: str | None

@@ -511,3 +511,30 @@ def test_openapi_yaml_in_sync() -> None:
     from api.openapi import SPEC_PATH, generate
 
     assert Path(SPEC_PATH).read_text(encoding="utf-8") == generate()
+
+
+async def test_no_password_only_session_survives_2fa_turned_on_mid_sign_in(
+    h: Harness, pg: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """2FA switched on between the password check and the session being stored: the
+    password-only session is withdrawn and the answer is `mfa_required`."""
+    email, headers = await h.user()
+    await start(h, headers)
+    sessions = h.services.sessions
+    create = sessions.create
+    made: list[str] = []
+
+    async def create_while_2fa_turns_on(account: uuid.UUID) -> str:
+        token = await create(account)
+        made.append(token)
+        await pg.execute(
+            "UPDATE account_totp SET enabled_at = now() WHERE account_id = $1", account
+        )
+        return token
+
+    monkeypatch.setattr(sessions, "create", create_while_2fa_turns_on)
+    await password_step(h, email)
+    assert len(made) == 1
+    assert await sessions.account_for(made[0]) is None
+    monkeypatch.undo()
+    await password_step(h, email)  # 2FA is on now: the password alone stays refused

@@ -51,7 +51,7 @@ class AccountService:
             row = await sql.account_by_id(conn, account_id)
         if row is None:
             raise NotFound()
-        return Account(row["id"], row["email"], row["created_at"])
+        return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
 
     async def id_by_email(self, email: str) -> UUID | None:
         async with self._db.connection() as conn:

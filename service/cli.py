@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # pgserver logs every initdb/pg_ctl command line and its output at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     code: int = args.func(args)
     return code
 

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import accounts, agent, auth, health, me
+from api.routes import accounts, agent, auth, health, me, mfa
 from api.web import install_web
 from service.container import open_services
 from service.settings import Settings
@@ -57,7 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     install_problem_handlers(app)
-    for router in (health.router, accounts.router, auth.router, me.router, agent.router):
+    for router in (
+        health.router,
+        accounts.router,
+        auth.router,
+        me.router,
+        mfa.router,
+        agent.router,
+    ):
         app.include_router(router)
     install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
@@ -80,7 +87,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 for code, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     json_body = content.get("application/json", {})
-                    if json_body.get("schema", {}).get("$ref", "").endswith("/Problem"):
+                    # Problem and its subclasses (MfaRequiredProblem…) are problem documents.
+                    if json_body.get("schema", {}).get("$ref", "").endswith("Problem"):
                         content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
                     if code == "204":
                         response.pop("content", None)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
+from service.mfa import MfaService
 from service.passwords import PasswordHasher
 from service.persistence.db import Database
 from service.pins import PinService
@@ -26,6 +27,7 @@ class Services:
     agents: AgentService
     sessions: SessionStore
     pins: PinService
+    mfa: MfaService
 
     async def check_ready(self) -> dict[str, bool]:
         """Ask both stores, at once, whether they answer."""
@@ -59,14 +61,16 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(db)
     keys = settings.keys
+    accounts = AccountService(db, PasswordHasher(settings.password_hash_concurrency))
+    sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
     return Services(
         settings=settings,
         db=db,
         redis=redis,
         audit=audit,
-        accounts=AccountService(db, PasswordHasher(settings.password_hash_concurrency)),
+        accounts=accounts,
         agents=AgentService(db, audit),
-        sessions=SessionStore(redis, keys.session, settings.session_ttl_seconds),
+        sessions=sessions,
         pins=PinService(
             redis,
             audit,
@@ -76,5 +80,20 @@ async def open_services(settings: Settings) -> Services:
             max_attempts=settings.pin_max_attempts,
             account_max_failures=settings.account_max_failures,
             account_lock_seconds=settings.account_lock_seconds,
+        ),
+        mfa=MfaService(
+            db,
+            redis,
+            audit,
+            sessions,
+            accounts,
+            totp_key=keys.totp,
+            recovery_key=keys.recovery_code,
+            mfa_token_key=keys.mfa_token,
+            issuer=settings.mfa_totp_issuer,
+            token_ttl_seconds=settings.mfa_token_ttl_seconds,
+            token_max_attempts=settings.mfa_token_max_attempts,
+            account_max_failures=settings.mfa_account_max_failures,
+            lock_seconds=settings.mfa_lock_seconds,
         ),
     )

@@ -7,10 +7,12 @@ import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
 from api.web import PAGES_DIR, STATIC_DIR
+from schemas.pins import EventTypeName
 from tests.conftest import Harness
 
 PAGES = ["/", "/signup", "/account", "/agent"]
@@ -202,3 +204,10 @@ def test_tokens_never_go_to_local_storage_or_urls() -> None:
         assert "localStorage" not in text, script.name
         assert "document.cookie" not in text, script.name
         assert not re.search(r"[?&](token|access_token|key|pin)=", text), script.name
+
+
+def test_every_event_type_of_the_api_has_a_line_in_both_languages() -> None:
+    for lang in LANGUAGES:
+        messages = _messages(lang)
+        missing = [kind for kind in get_args(EventTypeName) if f"event.{kind}" not in messages]
+        assert missing == [], (lang, missing)

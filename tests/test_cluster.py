@@ -84,7 +84,7 @@ async def test_pin_flow_and_sessions_on_a_redis_cluster(
             holding += bool(keys)
             for key in keys:
                 tag = key[key.index("{") + 1 : key.index("}")]
-                slot = int(node.execute_command("CLUSTER", "KEYSLOT", key))
+                slot = int(node.cluster("KEYSLOT", key))
                 slots_by_account.setdefault(tag, set()).add(slot)
         finally:
             node.close()

@@ -8,6 +8,7 @@ Nothing here logs request bodies or headers: secrets never reach a log line."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, Literal, TextIO
 
@@ -34,12 +35,19 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
+def _add_pid(_: Any, __: str, event: EventDict) -> EventDict:
+    # Which worker wrote the line, when `serve --workers` runs several.
+    event["pid"] = os.getpid()
+    return event
+
+
 def _shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_pid,
     ]
 
 

@@ -283,39 +283,59 @@ def _cluster_port() -> int:
     raise RuntimeError("no free port pair for a cluster node")
 
 
+class RedisClusterNodes:
+    """The node processes of a loopback Redis Cluster; a node can be killed and restarted
+    (on its port, with its nodes.conf, so it rejoins)."""
+
+    def __init__(self, folder: Path, masters: int) -> None:
+        self.folder = folder
+        self.ports = [_cluster_port() for _ in range(masters)]
+        self.processes: list[subprocess.Popen[bytes] | None] = [None] * masters
+
+    def start(self, index: int) -> None:
+        node = self.folder / str(index)
+        node.mkdir(exist_ok=True)
+        command = [
+            redis_binary(),
+            "--bind", "127.0.0.1",
+            "--port", str(self.ports[index]),
+            "--dir", str(node),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", str(node / "nodes.conf"),
+            "--cluster-node-timeout", "5000",
+            "--save", "",
+            "--appendonly", "no",
+            "--logfile", str(node / "redis.log"),
+        ]  # fmt: skip
+        self.processes[index] = subprocess.Popen(command)
+        _wait_for_ping(self.ports[index])
+
+    def kill(self, index: int) -> None:
+        process = self.processes[index]
+        if process is not None:
+            process.kill()
+            process.wait(10)
+            self.processes[index] = None
+
+    def wait_until_ok(self) -> None:
+        for port in self.ports:
+            _wait_for_cluster_ok(port)
+
+
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[list[int]]:
+def redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
     """A real Redis Cluster on loopback: `masters` nodes joined by `redis-cli --cluster
-    create`, no replicas. Yields the node ports."""
+    create`, no replicas."""
     folder = Path(tempfile.mkdtemp(prefix="support-pin-cluster-"))
-    processes: list[subprocess.Popen[bytes]] = []
-    ports: list[int] = []
+    nodes = RedisClusterNodes(folder, masters)
     try:
         for index in range(masters):
-            port = _cluster_port()
-            node = folder / str(index)
-            node.mkdir()
-            command = [
-                redis_binary(),
-                "--bind", "127.0.0.1",
-                "--port", str(port),
-                "--dir", str(node),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(node / "nodes.conf"),
-                "--cluster-node-timeout", "5000",
-                "--save", "",
-                "--appendonly", "no",
-                "--logfile", str(node / "redis.log"),
-            ]  # fmt: skip
-            processes.append(subprocess.Popen(command))
-            ports.append(port)
-        for port in ports:
-            _wait_for_ping(port)
+            nodes.start(index)
         subprocess.run(
             [
                 redis_binary("redis-cli"),
                 "--cluster", "create",
-                *(f"127.0.0.1:{port}" for port in ports),
+                *(f"127.0.0.1:{port}" for port in nodes.ports),
                 "--cluster-replicas", "0",
                 "--cluster-yes",
             ],
@@ -323,13 +343,11 @@ def redis_cluster(masters: int = 3) -> Iterator[list[int]]:
             capture_output=True,
             timeout=60,
         )  # fmt: skip
-        for port in ports:
-            _wait_for_cluster_ok(port)
-        yield ports
+        nodes.wait_until_ok()
+        yield nodes
     finally:
-        for process in processes:
-            process.kill()
-            process.wait(10)
+        for index in range(masters):
+            nodes.kill(index)
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -56,10 +56,10 @@ def test_stores() -> Iterator[TestStores]:
         # The whole suite on a Redis Cluster of its own (three masters on loopback).
         from tests.own_stores import redis_cluster
 
-        with test_stores_single() as single, redis_cluster(3) as ports:
+        with test_stores_single() as single, redis_cluster(3) as nodes:
             yield TestStores(
                 single.postgres_admin_url,
-                f"redis://127.0.0.1:{ports[0]}/0",
+                f"redis://127.0.0.1:{nodes.ports[0]}/0",
                 single.embedded,
                 redis_cluster=True,
             )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from tests.conftest import PASSWORD, HarnessFactory
 from tests.own_stores import redis_cluster
@@ -15,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cluster_ports() -> Iterator[list[int]]:
-    with redis_cluster(3) as ports:
-        yield ports
+    with redis_cluster(3) as nodes:
+        yield nodes.ports
 
 
 def _wrong(pin: str) -> str:
@@ -102,3 +105,53 @@ async def test_readiness_asks_the_cluster(
     ready = await h.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "postgres": True, "redis": True}
+
+
+async def test_a_lost_cluster_node_answers_503_fast_and_comes_back(
+    harness_factory: HarnessFactory,
+) -> None:
+    """A master dies: its accounts get 503 `unavailable` within about the timeout (the
+    cluster client's own retries and slot refreshes are bounded by it); restarted, it
+    rejoins and the same service object works again."""
+    with redis_cluster(3) as nodes:
+        h = await harness_factory(
+            redis_url=f"redis://127.0.0.1:{nodes.ports[0]}/0",
+            redis_cluster=True,
+            redis_timeout_seconds=1.0,
+        )
+        _, agent = await h.agent()
+        email, user = await h.user()
+        account = (await h.client.get("/v1/me", headers=user)).json()["id"]
+        pin_key = h.services.redis.keys.pin(account)
+        owner = _owner_of(pin_key, nodes.ports)
+        await asyncio.to_thread(nodes.kill, owner)
+        for _ in range(3):
+            started = time.perf_counter()
+            answer = await h.client.post("/v1/me/support-pin", headers=user)
+            elapsed = time.perf_counter() - started
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "unavailable"
+            assert answer.headers["retry-after"] == "1"
+            assert elapsed <= 2.0, elapsed  # timeout 1 s, plus slack for a loaded machine
+        await asyncio.to_thread(nodes.start, owner)
+        await asyncio.to_thread(nodes.wait_until_ok)
+        # The node kept no data (no persistence here): sign in again, then issue.
+        user = {"Authorization": f"Bearer {await h.sign_in(email)}"}
+        deadline = time.monotonic() + 20
+        while True:
+            answer = await h.client.post("/v1/me/support-pin", headers=user)
+            if answer.status_code == 201 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert answer.status_code == 201, answer.text
+        assert (await h.verify(agent, email, answer.json()["pin"]))["valid"] is True
+
+
+def _owner_of(key: str, ports: list[int]) -> int:
+    """The index of the node serving `key`'s slot (as the cluster itself says)."""
+    cluster = RedisCluster(host="127.0.0.1", port=ports[0])
+    try:
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]  # unannotated upstream
+        return ports.index(int(node.port))
+    finally:
+        cluster.close()

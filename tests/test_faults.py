@@ -124,9 +124,13 @@ async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_pat
             await services.close()
         env = settings_env(settings)
         with running_server(env, tmp_path / "server.log") as server:
+            started_as = server.process.pid
             await _run_outages(
                 server.url, postgres, redis_server, {"authorization": f"Bearer {key}"}, db_url
             )
+            # Recovered by itself: the same process served throughout.
+            assert server.process.poll() is None
+            assert server.process.pid == started_as
 
 
 async def _run_outages(

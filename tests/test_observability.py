@@ -83,11 +83,33 @@ async def test_metrics_count_a_scripted_flow_across_two_workers(h: Harness, tmp_
         assert _verify(client, agent, other, other_pin).json()["valid"] is False  # locked
         assert client.get("/no/such/path", headers=_fresh(client)).status_code == 404
 
+        # Make sure both workers answered something, so the sums below prove that /metrics
+        # adds up the processes (each new connection goes to whichever worker accepts it).
+        def health_pids() -> set[int]:
+            return {
+                line["pid"]
+                for line in server.json_lines()
+                if line.get("event") == "request" and line["route"] == "/healthz"
+            }
+
+        for _ in range(300):
+            if len(health_pids()) >= 2:
+                break
+            assert client.get("/healthz", headers=_fresh(client)).status_code == 200
+        assert len(health_pids()) >= 2, "one worker took every connection"
+        health_answers = sum(
+            1
+            for line in server.json_lines()
+            if line.get("event") == "request" and line["route"] == "/healthz"
+        )
+
         exposition = client.get("/metrics")
         assert exposition.status_code == 200
         assert exposition.headers["content-type"].startswith("text/plain")
         samples = _samples(exposition.text)
 
+    health = {"method": "GET", "route": "/healthz", "status": "200"}
+    assert _value(samples, "support_pin_http_requests_total", **health) == health_answers
     assert _value(samples, "support_pin_pins_issued_total") == 2
     assert _value(samples, "support_pin_verifications_total", outcome="valid") == 1
     assert _value(samples, "support_pin_verifications_total", outcome="invalid") == 4

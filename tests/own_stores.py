@@ -66,14 +66,18 @@ def _postgres_user() -> pwd.struct_passwd | None:
     return entry
 
 
-def _signal_tree(pid: int, sig: int) -> None:
+def _signal_tree(pid: int, sig: int) -> list[psutil.Process]:
     """Signal a process and all its descendants (PostgreSQL backends run in sessions of their
-    own, so a process-group signal would miss them)."""
-    with contextlib.suppress(psutil.NoSuchProcess):
+    own, so a process-group signal would miss them). Returns the processes signalled."""
+    try:
         parent = psutil.Process(pid)
-        for proc in [parent, *parent.children(recursive=True)]:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.send_signal(sig)
+        procs = [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.send_signal(sig)
+    return procs
 
 
 class RedisServer:
@@ -216,16 +220,11 @@ class PostgresServer:
     def kill(self) -> None:
         """A crash: the postmaster and every backend die at once."""
         assert self.process is not None
-        _signal_tree(self.process.pid, signal.SIGKILL)
+        killed = _signal_tree(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
-        # Backends notice their postmaster's death on their own; wait until they have gone,
-        # or the restarted postmaster refuses the still-attached shared memory.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(
-            str(self.data) in " ".join(p.info["cmdline"] or ())
-            for p in psutil.process_iter(["cmdline"])
-        ):
-            time.sleep(0.05)
+        # Every backend must be gone, or the restarted postmaster refuses the shared memory
+        # they still hold.
+        psutil.wait_procs(killed, timeout=10)
 
     def pause(self) -> None:
         assert self.process is not None

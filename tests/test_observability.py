@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from service import metrics
@@ -129,10 +130,16 @@ async def test_metrics_count_a_scripted_flow_across_two_workers(h: Harness, tmp_
 
 
 def test_rate_limited_answers_are_counted_by_route() -> None:
-    before = metrics.RATE_LIMITED.labels("/v1/test-route")._value.get()
+    def refused() -> float:
+        value = REGISTRY.get_sample_value(
+            "support_pin_rate_limited_total", {"route": "/v1/test-route"}
+        )
+        return value or 0.0
+
+    before = refused()
     metrics.record_request("POST", "/v1/test-route", 429, 0.01)
     metrics.record_request("POST", "/v1/test-route", 200, 0.01)
-    assert metrics.RATE_LIMITED.labels("/v1/test-route")._value.get() == before + 1
+    assert refused() == before + 1
 
 
 async def test_one_json_log_line_per_request_with_its_id_and_no_secret(

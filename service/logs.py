@@ -23,9 +23,6 @@ _HANDLER_NAME = "support-pin"
 class _StderrHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever `sys.stderr` is at the time (test runners swap it)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property  # a live lookup instead of a stored stream
     def stream(self) -> TextIO:
         return sys.stderr
@@ -70,12 +67,16 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
         renderer = structlog.processors.JSONRenderer()
         exceptions: list[Processor] = [structlog.processors.format_exc_info]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the rich formatter would print local variables, which can hold
+        # a password or a PIN.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         exceptions = []
     structlog.configure(
         processors=[
-            *_shared_processors(),
             structlog.stdlib.filter_by_level,
+            *_shared_processors(),
             structlog.stdlib.PositionalArgumentsFormatter(),
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

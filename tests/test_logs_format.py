@@ -39,3 +39,24 @@ def test_auto_means_json_unless_stderr_is_a_terminal() -> None:
     assert wants_json("auto") is True
     assert wants_json("json") is True
     assert wants_json("console") is False
+
+
+@pytest.mark.parametrize("log_format", ["console", "json"])
+def test_tracebacks_never_show_local_variables(
+    capsys: pytest.CaptureFixture[str], log_format: str
+) -> None:
+    def verify_something() -> None:
+        candidate_pin = "8264013579"  # a local a traceback printer could show
+        raise ValueError("boom " + str(len(candidate_pin)))
+
+    try:
+        configure_logging("INFO", log_format)  # type: ignore[arg-type]  # parametrized literal
+        try:
+            verify_something()
+        except ValueError:
+            get_logger("support_pin.test").exception("unhandled error")
+        output = capsys.readouterr().err
+        assert "ValueError" in output
+        assert "8264013579" not in output
+    finally:
+        configure_logging("INFO", "auto")

@@ -74,8 +74,8 @@ class RedisStore:
         self,
         client: RedisClient,
         keys: Keys,
-        timeout: float | None = None,
         on_error: Callable[[str], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.client = client
         self.keys = keys

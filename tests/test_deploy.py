@@ -6,8 +6,12 @@ valid production configuration, and the start order and health checks must be in
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,8 @@ import yaml
 from pydantic import ValidationError
 
 from service.settings import Settings
+from tests.conftest import Harness
+from tests.live import running_server, settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
@@ -160,3 +166,26 @@ def test_dockerfile_runs_pinned_as_non_root_with_a_health_check() -> None:
     assert user[-1].split(":")[0] not in ("root", "0")
     assert re.search(r"^HEALTHCHECK .*\n?.*/healthz", text, re.MULTILINE)
     assert re.search(r'^CMD \["support-pin", "serve"', text, re.MULTILINE)
+
+
+@pytest.mark.slow
+async def test_the_image_health_check_command_works_on_a_live_server(
+    h: Harness, tmp_path: Path
+) -> None:
+    """The HEALTHCHECK's own command (python + urllib: slim images have no curl) passes
+    against a running service and fails once it is gone."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    match = re.search(r"^HEALTHCHECK .*?CMD (\[.*\])\s*$", text, re.MULTILINE)
+    assert match, "HEALTHCHECK ... CMD [exec form]"
+    command = json.loads(match[1])
+    assert command[0] == "python"
+    with running_server(settings_env(h.services.settings), tmp_path / "server.log") as server:
+        port = server.url.rsplit(":", 1)[1]
+        probe = [sys.executable, *(part.replace(":8000/", f":{port}/") for part in command[1:])]
+
+        def run_probe() -> int:
+            return subprocess.run(probe, check=False, capture_output=True, timeout=10).returncode
+
+        assert await asyncio.to_thread(run_probe) == 0
+        server.stop()
+        assert await asyncio.to_thread(run_probe) != 0

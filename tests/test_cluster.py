@@ -124,6 +124,9 @@ async def test_a_lost_cluster_node_answers_503_fast_and_comes_back(
         account = (await h.client.get("/v1/me", headers=user)).json()["id"]
         pin_key = h.services.redis.keys.pin(account)
         owner = _owner_of(pin_key, nodes.ports)
+        started = time.perf_counter()
+        assert (await h.client.get("/v1/me/support-pin", headers=user)).status_code == 200
+        good = time.perf_counter() - started  # what a good answer costs here, now
         await asyncio.to_thread(nodes.kill, owner)
         for _ in range(3):
             started = time.perf_counter()
@@ -132,7 +135,8 @@ async def test_a_lost_cluster_node_answers_503_fast_and_comes_back(
             assert answer.status_code == 503, answer.text
             assert answer.json()["code"] == "unavailable"
             assert answer.headers["retry-after"] == "1"
-            assert elapsed <= 2.0, elapsed  # timeout 1 s, plus slack for a loaded machine
+            # Within 1.5 x the 1 s timeout, plus a good answer's cost on this machine.
+            assert elapsed <= 1.5 * 1.0 + 5 * good, elapsed
         await asyncio.to_thread(nodes.start, owner)
         await asyncio.to_thread(nodes.wait_until_ok)
         # The node kept no data (no persistence here): sign in again, then issue.

@@ -32,9 +32,11 @@ from tests.stores import database_url
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 1.0  # DB_TIMEOUT_SECONDS and REDIS_TIMEOUT_SECONDS of the service under test
-# An outage answer must come within the timeout plus this much (client, loopback and a
-# shared 2-core machine included); the measured figures are printed.
-SLACK = 1.0
+# An outage answer must come within TIMEOUT_RATIO x the timeout, plus what a good answer
+# costs on this machine at the time (the 95th percentile of the 2xx answers of the same run:
+# a loaded, shared machine slows both alike). A hung store costing two timeouts (a query
+# timeout, then a wait on release) fails this. The measured figures are printed (-s).
+TIMEOUT_RATIO = 1.5
 CLIENT_TIMEOUT = 10.0  # a request with no answer by then counts as hung
 OUTAGE_SECONDS = 3.0
 USERS = 3
@@ -236,16 +238,19 @@ async def _run_outages(
     assert 500 not in statuses
     assert statuses <= {200, 201, 503}, statuses
     outages = [a for a in answers if a.status == 503 and a.kind != "readyz"]
+    good = sorted(a.seconds for a in answers if a.status in (200, 201))
+    bound = TIMEOUT_RATIO * TIMEOUT + good[int(len(good) * 0.95)]
+    print(f"bound on an outage answer: {bound:.3f}s")
     for answer in outages:
         assert answer.code == "unavailable", answer
         assert answer.retry_after is not None, answer
         assert int(answer.retry_after) >= 1, answer
-        assert answer.seconds <= TIMEOUT + SLACK, answer
+        assert answer.seconds <= bound, answer
     for name in ("redis hung", "redis killed", "postgres hung", "postgres killed"):
         assert any(a.phase == name for a in outages), f"{name}: no 503 seen, the fault did not bite"
     for ready in readiness:
         assert ready.status == 503, ready
-        assert ready.seconds <= TIMEOUT + SLACK, ready
+        assert ready.seconds <= bound, ready
     # Store errors are counted.
     assert 'support_pin_store_errors_total{store="redis"} 0.0' not in exposition
     assert 'support_pin_store_errors_total{store="postgres"} 0.0' not in exposition

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Operations (issue 6): log rendering. `auto` = JSON lines unless stderr is a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key_long_enough(cls, value: SecretStr) -> SecretStr:

@@ -61,6 +61,7 @@ async def make_settings(db_url: str, stores: TestStores) -> AsyncIterator[Callab
             "environment": "test",
             "database_url": db_url,
             "redis_url": stores.redis_url,
+            "redis_cluster": stores.redis_cluster,
             "redis_key_prefix": prefix,
             "secret_key": "test-secret-key-" + "x" * 32,
             **overrides,

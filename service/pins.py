@@ -209,6 +209,14 @@ class PinService:
             self._keys.pin_lock(account),
         ]
 
+    def pin_key(self, account_id: UUID) -> str:
+        return self._keys.pin(str(account_id))
+
+    def stored_pin(self, account_id: UUID, pin: str, expires_ms: int) -> dict[str, bytes | int]:
+        """The hash fields of an active PIN, exactly as the issue script stores them (the
+        benchmark's bulk loader writes PINs with this, so the layout has one definition)."""
+        return {"h": self._digest(account_id, pin), "e": expires_ms}
+
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
 

@@ -14,7 +14,9 @@ from service.errors import Unauthenticated
 from service.models import Agent
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    # hop on every request for one attribute read.
     services: Services = request.app.state.services
     return services
 

@@ -29,6 +29,7 @@ from bench.stores import (
     other_pins,
     own_database,
     random_pins,
+    remember_sign_ins,
     seed_accounts,
     seed_pins,
     seed_sessions,
@@ -233,6 +234,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             accounts = await seed_accounts(db_url, args.accounts, password)
             _, agent_key = await services.agents.create("bench-agent")
             tokens = await seed_sessions(services, accounts)
+            await remember_sign_ins(services, accounts)
             pins, old = await seed_pins(services, accounts)
             rows = [
                 SeedRow(t, a.email, p, o)

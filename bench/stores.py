@@ -105,6 +105,14 @@ async def seed_sessions(services: Services, accounts: list[Account]) -> list[str
     return tokens
 
 
+async def remember_sign_ins(services: Services, accounts: list[Account]) -> None:
+    """What signing in leaves behind besides the session: the email -> account id cache entry
+    that the agent's lookup then finds (sessions are seeded without argon2, see above)."""
+    for start in range(0, len(accounts), SEED_CHUNK):
+        chunk = accounts[start : start + SEED_CHUNK]
+        await asyncio.gather(*(services.accounts.id_by_email(a.email) for a in chunk))
+
+
 async def load_pins(
     services: Services,
     account_ids: Iterable[uuid.UUID],

@@ -88,6 +88,13 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            # uvloop and httptools (both in uvicorn[standard]) named explicitly, so a missing
+            # one fails at start instead of silently falling back to the slower pure-Python ones.
+            loop="uvloop",
+            http="httptools",
+            # RequestContextMiddleware writes the access line (with route, status, duration
+            # and request id); uvicorn's own would be a second line for every request.
+            access_log=False,
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=args.graceful_timeout,

@@ -64,8 +64,10 @@ async def open_services(settings: Settings) -> Services:
         db=db,
         redis=redis,
         audit=audit,
-        accounts=AccountService(db, PasswordHasher(settings.password_hash_concurrency)),
-        agents=AgentService(db, audit),
+        accounts=AccountService(
+            db, PasswordHasher(settings.password_hash_concurrency), redis, keys.lookup
+        ),
+        agents=AgentService(db, audit, redis),
         sessions=SessionStore(redis, keys.session, settings.session_ttl_seconds),
         pins=PinService(
             redis,

@@ -42,6 +42,14 @@ class Keys:
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}sess:{{{token_digest}}}"
 
+    def agent_key(self, key_digest: str) -> str:
+        """Cached agent of an API key (by the key's stored SHA-256), or a revocation mark."""
+        return f"{self.prefix}agentkey:{{{key_digest}}}"
+
+    def account_by_email(self, email_digest: str) -> str:
+        """Cached account id of an email (by a keyed digest: Redis holds no address)."""
+        return f"{self.prefix}acctemail:{{{email_digest}}}"
+
 
 def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:
     """A client that fails within `timeout` and retries once (a restarted server leaves

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,10 +30,14 @@ request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 MAX_BATCH_ROWS = 500
 
 
+Undo = Callable[[], Awaitable[None]]
+
+
 @dataclass
 class _Waiter:
     rows: list[sql.EventRow]
     done: asyncio.Future[datetime] = field(repr=False)
+    undo: Undo | None = None
 
 
 class AuditLog:
@@ -42,11 +47,14 @@ class AuditLog:
         self._queue: deque[_Waiter] = deque()
         self._writer: asyncio.Task[None] | None = None
 
-    async def record(self, *events: AuditEvent) -> datetime:
+    async def record(self, *events: AuditEvent, undo: Undo | None = None) -> datetime:
         """Commit the events in one transaction and return the first one's timestamp.
 
         Raises `Unavailable` if Postgres does not take the rows: the caller must then not
-        answer with success."""
+        answer with success. `undo`, if given, is awaited before that: the undos of a failed
+        batch run one at a time, newest first, so changes to the same state stacked by
+        several callers (three PINs issued at once, each replacing the previous) unwind in
+        the reverse order of how they were made."""
         if not events:
             raise ValueError("record() needs at least one event")
         request_id = request_id_var.get()
@@ -62,7 +70,7 @@ class AuditLog:
             for event in events
         ]
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(rows, loop.create_future())
+        waiter = _Waiter(rows, loop.create_future(), undo)
         # If the caller is gone when the batch fails, its exception is still 'retrieved'.
         waiter.done.add_done_callback(_retrieve)
         self._queue.append(waiter)
@@ -93,26 +101,33 @@ class AuditLog:
         try:
             stamps = await self._db.must_write(write)
         except Unavailable:
+            await self._fail(batch, None)
+            return
+        except asyncio.CancelledError:
+            # Shutdown: nobody in the batch may answer success.
             for waiter in batch:
                 if not waiter.done.done():
                     waiter.done.set_exception(Unavailable())
-            return
-        except BaseException as exc:
-            # A bug (or cancellation at shutdown): nobody in the batch may answer success.
-            for waiter in batch:
-                if not waiter.done.done():
-                    waiter.done.set_exception(
-                        Unavailable() if isinstance(exc, asyncio.CancelledError) else exc
-                    )
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            log.error("audit batch failed", exc_info=exc)
+            raise
+        except Exception as exc:
+            log.error("audit batch failed", exc_info=exc)  # a bug: logged once, here
+            await self._fail(batch, exc)
             return
         at = 0
         for waiter in batch:
             if not waiter.done.done():
                 waiter.done.set_result(stamps[at])
             at += len(waiter.rows)
+
+    async def _fail(self, batch: list[_Waiter], error: Exception | None) -> None:
+        for waiter in reversed(batch):
+            if waiter.undo is not None:
+                try:
+                    await waiter.undo()
+                except Exception as exc:  # one failed undo must not skip the others
+                    log.error("audit undo failed", exc_info=exc)
+            if not waiter.done.done():
+                waiter.done.set_exception(error if error is not None else Unavailable())
 
     async def account_events(self, account_id: UUID, limit: int) -> list[AccountEvent]:
         async with self._db.connection() as conn:

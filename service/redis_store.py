@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -23,21 +25,35 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 RedisClient = Redis | RedisCluster
 
 
+def account_tag(account_id: str | UUID) -> str:
+    """An account id as it appears in key names: a UUID (object or string) as the unpadded
+    base64url of its 16 bytes (22 characters instead of 36; with a million active PINs the
+    key names are a good part of Redis's memory), anything else unchanged."""
+    if isinstance(account_id, UUID):
+        uuid = account_id
+    else:
+        try:
+            uuid = UUID(account_id)
+        except ValueError:
+            return account_id
+    return base64.urlsafe_b64encode(uuid.bytes).rstrip(b"=").decode()
+
+
 class Keys:
-    """Key names. Every key of one account carries the hash tag `{<account id>}`, so the
+    """Key names. Every key of one account carries the hash tag `{<account tag>}`, so the
     keys a script touches together always share one Redis Cluster slot."""
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
 
-    def pin(self, account_id: str) -> str:
-        return f"{self.prefix}pin:{{{account_id}}}"
+    def pin(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pin:{{{account_tag(account_id)}}}"
 
-    def pin_failures(self, account_id: str) -> str:
-        return f"{self.prefix}pinfail:{{{account_id}}}"
+    def pin_failures(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pinfail:{{{account_tag(account_id)}}}"
 
-    def pin_lock(self, account_id: str) -> str:
-        return f"{self.prefix}pinlock:{{{account_id}}}"
+    def pin_lock(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pinlock:{{{account_tag(account_id)}}}"
 
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}sess:{{{token_digest}}}"

@@ -92,10 +92,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, services: Services, url: str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, services: Services, server: ServiceProcess
+    ) -> None:
         self.args = args
         self.services = services
-        self.url = url
+        self.server = server
+        self.url = server.url
         self.env: dict[str, str] = {}
         self.runs: dict[str, dict[str, Any]] = {}
 
@@ -111,13 +114,35 @@ class Bench:
             env=self.env,
         )
 
-    def record(self, name: str, result: WrkResult, connections: int) -> None:
-        run = {**result.as_dict(), "connections": connections}
+    def measure(self, name: str, script: str) -> None:
+        """One endpoint run, with the service's CPU time per request: unlike req/s, that
+        figure hardly moves when other programs take CPU from the service."""
+        before = self.server.cpu_seconds()
+        result = self.wrk(script)
+        after = self.server.cpu_seconds()
+        cpu_us = None
+        if before is not None and after is not None and result.requests:
+            cpu_us = round((after - before) / result.requests * 1e6, 1)
+        self.record(name, result, self.args.connections, cpu_us_per_request=cpu_us)
+
+    def record(
+        self,
+        name: str,
+        result: WrkResult,
+        connections: int,
+        cpu_us_per_request: float | None = None,
+    ) -> None:
+        run = {
+            **result.as_dict(),
+            "connections": connections,
+            "cpu_us_per_request": cpu_us_per_request,
+        }
         self.runs[name] = run
+        cpu = f"  cpu {cpu_us_per_request:6.0f} us/req" if cpu_us_per_request else ""
         print(
             f"  {name:<22} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:6.1f}  "
             f"p99 {result.p99_ms:7.1f}  p99.9 {result.p999_ms:7.1f} ms  "
-            f"non-2xx {result.non_2xx}  errors {result.socket_errors}",
+            f"non-2xx {result.non_2xx}  errors {result.socket_errors}{cpu}",
             flush=True,
         )
 
@@ -246,7 +271,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             with ServiceProcess(
                 env, workers=args.workers, log_path=args.out / f"{stamp}-service.log"
             ) as server:
-                bench = Bench(args, services, server.url)
+                bench = Bench(args, services, server)
                 bench.env = {
                     "BENCH_DATA": str(data_path),
                     "BENCH_AGENT_KEY": agent_key,
@@ -257,13 +282,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 bench.wrk("issue_pin.lua", duration=1)
 
                 c = args.connections
-                bench.record("healthz", bench.wrk("healthz.lua"), c)
-                bench.record("issue_pin", bench.wrk("issue_pin.lua"), c)
+                bench.measure("healthz", "healthz.lua")
+                bench.measure("issue_pin", "issue_pin.lua")
                 # The issuance run replaced every PIN: give the verifiers PINs they can know.
                 await reseed(services, accounts, tokens, data_path)
-                bench.record("verify_pin", bench.wrk("verify_pin.lua"), c)
+                bench.measure("verify_pin", "verify_pin.lua")
                 outcomes = await verification_outcomes(db_url)
-                bench.record("sign_in", bench.wrk("sign_in.lua"), c)
+                bench.measure("sign_in", "sign_in.lua")
 
                 # Sign-in storm: argon2 on every request, with /healthz polled beside it.
                 storm = start_wrk(
@@ -301,8 +326,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             data_path.unlink(missing_ok=True)  # it holds live tokens and PINs
 
     baseline = bench.runs["healthz"]["rps"]
+    baseline_cpu = bench.runs["healthz"]["cpu_us_per_request"]
     endpoints = {
-        name: {**run, "ratio_to_baseline": round(run["rps"] / baseline, 3) if baseline else 0.0}
+        name: {
+            **run,
+            "ratio_to_baseline": round(run["rps"] / baseline, 3) if baseline else 0.0,
+            "cpu_ratio_to_baseline": (
+                round(run["cpu_us_per_request"] / baseline_cpu, 2)
+                if run["cpu_us_per_request"] and baseline_cpu
+                else None
+            ),
+        }
         for name, run in bench.runs.items()
         if name in report.ENDPOINT_LABELS
     }

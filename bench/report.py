@@ -18,15 +18,19 @@ ENDPOINT_LABELS = {
 def table(results: dict[str, Any]) -> str:
     """A Markdown table of the endpoint runs (what README's Performance section shows)."""
     lines = [
-        "| endpoint | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | non-2xx | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | non-2xx | errors "
+        "| CPU µs/req | CPU × baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, run in results["endpoints"].items():
+        cpu = run.get("cpu_us_per_request")
+        cpu_ratio = run.get("cpu_ratio_to_baseline")
         lines.append(
             f"| {ENDPOINT_LABELS.get(name, name)} ({run['connections']} conn) "
             f"| {run['rps']:,.0f} | {run['ratio_to_baseline']:.2f} "
             f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['p999_ms']:.1f} "
-            f"| {run['non_2xx']} | {run['socket_errors']} |"
+            f"| {run['non_2xx']} | {run['socket_errors']} "
+            f"| {f'{cpu:.0f}' if cpu else '–'} | {f'{cpu_ratio:.2f}' if cpu_ratio else '–'} |"
         )
     return "\n".join(lines)
 

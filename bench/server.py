@@ -13,6 +13,33 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_tree(pid: int) -> list[int]:
+    pids, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                queue += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return pids
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process and its children so far (Linux /proc; else None)."""
+    total = 0
+    try:
+        for each in _process_tree(pid):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / _TICKS_PER_SECOND
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -53,6 +80,9 @@ class ServiceProcess:
         log.close()
         self._wait_ready(timeout=60)
         return self
+
+    def cpu_seconds(self) -> float | None:
+        return cpu_seconds(self._process.pid) if self._process is not None else None
 
     def _wait_ready(self, timeout: float) -> None:
         assert self._process is not None

@@ -43,10 +43,16 @@ class UserSession:
     token: str
 
 
+# The two below read the services from the app state themselves rather than through
+# `ServicesDep`: every dependency node costs FastAPI work on every request, and these two
+# are on every authenticated request.
+
+
 async def current_user(
-    services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
+    request: Request, token: Annotated[str | None, Depends(_user_bearer)]
 ) -> UserSession:
     if token:
+        services: Services = request.app.state.services
         account_id = await services.sessions.account_for(token)
         if account_id is not None:
             return UserSession(account_id, token)
@@ -54,10 +60,11 @@ async def current_user(
 
 
 async def current_agent(
-    services: ServicesDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_agent_bearer)],
 ) -> Agent:
     if credentials is not None:
+        services: Services = request.app.state.services
         agent = await services.agents.authenticate(credentials.credentials)
         if agent is not None:
             return agent

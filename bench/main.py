@@ -12,13 +12,16 @@ import platform
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from redis.exceptions import RedisError
 
 from bench import report
 from bench.server import ServiceProcess
@@ -37,6 +40,7 @@ from bench.stores import (
 )
 from bench.wrk import WrkResult, finish_wrk, run_wrk, start_wrk
 from service.container import Services, open_services
+from service.redis_store import make_client
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +55,8 @@ RATE_LIMIT_SETTINGS = (
     "RATE_LIMIT_VERIFY_PER_ACCOUNT",
 )
 RAISED_LIMIT = "1000000/second"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -366,6 +372,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def stores_answer(postgres_url: str, redis_url: str) -> bool:
+    async def probe() -> None:
+        conn = await asyncpg.connect(postgres_url, timeout=2)
+        await conn.close()
+        client = make_client(redis_url, cluster=False, timeout=2, pool_size=1)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, TimeoutError, asyncpg.PostgresError, RedisError):
+        return False
+    return True
+
+
 def git_commit() -> str | None:
     git = shutil.which("git")
     if git is None:
@@ -385,7 +408,16 @@ def git_commit() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    results = asyncio.run(run(args))
+    with ExitStack() as stack:
+        if not stores_answer(args.postgres_url, args.redis_url):
+            from service.embedded import start_embedded
+
+            print("PostgreSQL or Redis does not answer: starting embedded ones", flush=True)
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="support-pin-bench-"))
+            embedded = start_embedded(Path(tmp))
+            stack.callback(embedded.stop)
+            args.postgres_url, args.redis_url = embedded.database_url, embedded.redis_url
+        results = asyncio.run(run(args))
     stem = args.out / results.pop("file_stem")
     report.write_json(stem.with_suffix(".json"), results)
     report.draw_chart(stem.with_suffix(".png"), results)

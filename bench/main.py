@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import secrets
 import shutil
 import subprocess
@@ -182,6 +183,8 @@ async def scale_run(
     rows = await reseed(services, small_accounts, tokens, data_path)
     small = bench.wrk("verify_pin.lua")
     print(f"  scale: {len(rows):,} active PINs: {small.rps:,.0f} req/s, p99 {small.p99_ms:.1f} ms")
+    calls = min(2 * args.scale_small, 4_000)  # about two wrong tries per PIN: none dies
+    small_script = await script_latency(services, [a.id for a in small_accounts], calls)
 
     bulk = args.scale_pins - args.scale_small
     before = await redis_used_memory(services)
@@ -195,6 +198,7 @@ async def scale_run(
     print(f"  scale: loaded {bulk:,} PINs in {load_seconds:.1f} s, {per_pin:.0f} bytes per PIN")
 
     await reseed(services, small_accounts, tokens, data_path)  # fresh PINs for the same callers
+    large_script = await script_latency(services, ids, calls)
     large = bench.wrk("verify_pin.lua")
     print(
         f"  scale: {args.scale_pins:,} active PINs: {large.rps:,.0f} req/s, "
@@ -214,7 +218,35 @@ async def scale_run(
         "small": {"active_pins": args.scale_small, **small.as_dict()},
         "large": {"active_pins": args.scale_pins, **large.as_dict()},
         "p99_ratio": round(large.p99_ms / small.p99_ms, 3) if small.p99_ms else None,
+        "script_small": small_script,
+        "script_large": large_script,
+        "script_p99_ratio": round(large_script["p99_us"] / small_script["p99_us"], 3),
         "deleted_keys": deleted,
+    }
+
+
+async def script_latency(
+    services: Services, account_ids: list[uuid.UUID], calls: int
+) -> dict[str, Any]:
+    """The verify script alone, one call at a time (no HTTP, no queueing): a wrong digest
+    against random active PINs, few enough per PIN that none is used up."""
+    pins = services.pins
+    rng = random.Random(7)  # noqa: S311 (picks keys to time, not a secret)
+    wrong = bytes(16)
+    timings = []
+    for _ in range(calls):
+        keys = pins._account_keys(rng.choice(account_ids))
+        started = time.perf_counter()
+        await pins._verify(
+            keys=keys,
+            args=[wrong, pins.max_attempts, pins.account_max_failures, 1000, 1000],
+        )
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    return {
+        "calls": calls,
+        "p50_us": round(timings[len(timings) // 2] * 1e6, 1),
+        "p99_us": round(timings[int(len(timings) * 0.99)] * 1e6, 1),
     }
 
 

@@ -37,6 +37,7 @@ def table(results: dict[str, Any]) -> str:
 
 def scale_table(scale: dict[str, Any]) -> str:
     small, large = scale["small"], scale["large"]
+    script_small, script_large = scale["script_small"], scale["script_large"]
     return "\n".join(
         [
             "| active PINs | verify req/s | p50 ms | p99 ms |",
@@ -50,6 +51,11 @@ def scale_table(scale: dict[str, Any]) -> str:
             f"(used_memory delta over {scale['loaded_pins']:,} PINs); "
             f"p99 at {large['active_pins']:,} / p99 at {small['active_pins']:,}: "
             f"{scale['p99_ratio']:.2f}",
+            "verify script alone, one call at a time: "
+            f"p50 {script_small['p50_us']:.0f} / p99 {script_small['p99_us']:.0f} µs "
+            f"at {small['active_pins']:,} PINs, "
+            f"p50 {script_large['p50_us']:.0f} / p99 {script_large['p99_us']:.0f} µs "
+            f"at {large['active_pins']:,} (p99 ratio {scale['script_p99_ratio']:.2f})",
         ]
     )
 

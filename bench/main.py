@@ -209,6 +209,10 @@ async def scale_run(
         deleted += await client.unlink(
             *(services.pins.pin_key(i) for i in ids[start : start + 10_000])
         )
+    # Back at the small size: timed again, since the machine may have got slower meanwhile
+    # for reasons of its own (the other programs on it); the small figure is the mean.
+    small_again = await script_latency(services, [a.id for a in small_accounts], calls)
+    small_p99 = (small_script["p99_us"] + small_again["p99_us"]) / 2
     return {
         "loaded_pins": bulk,
         "load_seconds": round(load_seconds, 2),
@@ -219,8 +223,9 @@ async def scale_run(
         "large": {"active_pins": args.scale_pins, **large.as_dict()},
         "p99_ratio": round(large.p99_ms / small.p99_ms, 3) if small.p99_ms else None,
         "script_small": small_script,
+        "script_small_after": small_again,
         "script_large": large_script,
-        "script_p99_ratio": round(large_script["p99_us"] / small_script["p99_us"], 3),
+        "script_p99_ratio": round(large_script["p99_us"] / small_p99, 3),
         "deleted_keys": deleted,
     }
 

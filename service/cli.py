@@ -82,7 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             asyncio.run(_ensure_demo(settings))
         uvicorn.run(
-            "api.app:create_app",
+            # create_app, plus garbage-collector tuning for a long-running server process.
+            "api.serving:create_served_app",
             factory=True,
             host=args.host,
             port=args.port,

@@ -14,7 +14,9 @@ from service.errors import Unauthenticated
 from service.models import Agent
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
+    # hop on every request for one attribute read.
     services: Services = request.app.state.services
     return services
 
@@ -41,10 +43,16 @@ class UserSession:
     token: str
 
 
+# The two below read the services from the app state themselves rather than through
+# `ServicesDep`: every dependency node costs FastAPI work on every request, and these two
+# are on every authenticated request.
+
+
 async def current_user(
-    services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
+    request: Request, token: Annotated[str | None, Depends(_user_bearer)]
 ) -> UserSession:
     if token:
+        services: Services = request.app.state.services
         account_id = await services.sessions.account_for(token)
         if account_id is not None:
             return UserSession(account_id, token)
@@ -52,10 +60,11 @@ async def current_user(
 
 
 async def current_agent(
-    services: ServicesDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_agent_bearer)],
 ) -> Agent:
     if credentials is not None:
+        services: Services = request.app.state.services
         agent = await services.agents.authenticate(credentials.credentials)
         if agent is not None:
             return agent

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from uuid import UUID
 
-from service.errors import InvalidCredentials, NotFound
+from service.errors import InvalidCredentials, NotFound, Unavailable
+from service.keys import keyed_digest
 from service.models import Account
 from service.passwords import PasswordHasher
 from service.persistence import accounts as sql
 from service.persistence.db import Database
+from service.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+
+# Email -> account id, cached in Redis for agent verifications (an address never changes
+# owner here: no renames, no deletions). Signing in fills the entry, so the agent's lookup a
+# few minutes later is a hit. Unknown emails are cached too (as an empty value), so known and
+# unknown addresses take the same path and time; creating an account overwrites its entry,
+# and lookups fill with SET NX so a stale miss cannot overwrite it.
+EMAIL_CACHE_SECONDS = 3600
+UNKNOWN_EMAIL_CACHE_SECONDS = 300
+_NO_ACCOUNT = b""
 
 
 def normalize_email(email: str) -> str:
@@ -22,15 +36,37 @@ def storable_text(text: str) -> bool:
 
 
 class AccountService:
-    def __init__(self, db: Database, hasher: PasswordHasher) -> None:
+    def __init__(
+        self, db: Database, hasher: PasswordHasher, redis: RedisStore, lookup_key: bytes
+    ) -> None:
         self._db = db
         self.hasher = hasher
+        self._redis = redis
+        self._lookup_key = lookup_key
+
+    def _email_cache_key(self, normalized_email: str) -> str:
+        digest = keyed_digest(self._lookup_key, "account-by-email", normalized_email)
+        return self._redis.keys.account_by_email(digest.hex())
 
     async def register(self, email: str, password: str) -> Account:
         password_hash = await self.hasher.hash(password)
         async with self._db.connection() as conn:
             row = await sql.create_account(conn, normalize_email(email), password_hash)
-        return Account(row["id"], row["email"], row["created_at"])
+        account = Account(row["id"], row["email"], row["created_at"])
+        await self._remember(account.email, account.id)  # replaces a cached "no such account"
+        return account
+
+    async def _remember(self, normalized_email: str, account_id: UUID) -> None:
+        try:
+            async with self._redis.guard():
+                await self._redis.client.set(
+                    self._email_cache_key(normalized_email),
+                    account_id.bytes,
+                    ex=EMAIL_CACHE_SECONDS,
+                )
+        except Unavailable:
+            # The account exists in Postgres; a later lookup finds it there.
+            log.warning("could not cache an account id")
 
     async def authenticate(self, email: str, password: str) -> UUID:
         """The account's id, or `InvalidCredentials` — the same answer, after the same argon2
@@ -44,6 +80,7 @@ class AccountService:
         if not await self.hasher.verify(password, stored_hash) or row is None:
             raise InvalidCredentials()
         account_id: UUID = row["id"]
+        await self._remember(row["email"], account_id)
         return account_id
 
     async def get(self, account_id: UUID) -> Account:
@@ -54,5 +91,19 @@ class AccountService:
         return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
 
     async def id_by_email(self, email: str) -> UUID | None:
+        normalized = normalize_email(email)
+        cache_key = self._email_cache_key(normalized)
+        async with self._redis.guard():
+            cached = await self._redis.client.get(cache_key)
+        if isinstance(cached, bytes):
+            return UUID(bytes=cached) if cached else None
         async with self._db.connection() as conn:
-            return await sql.account_id_by_email(conn, normalize_email(email))
+            account_id = await sql.account_id_by_email(conn, normalized)
+        async with self._redis.guard():
+            await self._redis.client.set(
+                cache_key,
+                account_id.bytes if account_id is not None else _NO_ACCOUNT,
+                ex=EMAIL_CACHE_SECONDS if account_id is not None else UNKNOWN_EMAIL_CACHE_SECONDS,
+                nx=True,
+            )
+        return account_id

@@ -114,7 +114,8 @@ def _serve(args: argparse.Namespace) -> int:
         if embedded is not None:
             asyncio.run(_ensure_demo(settings))
         uvicorn.run(
-            "api.app:create_app",
+            # create_app, plus garbage-collector tuning for a long-running server process.
+            "api.serving:create_served_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -123,6 +124,12 @@ def _serve(args: argparse.Namespace) -> int:
             # Logging is ours (service/logs.py, set up by the app in every worker); the
             # access log is written by api/middleware.py, so uvicorn's is off.
             log_config=None,
+            # uvloop and httptools (both in uvicorn[standard]) named explicitly, so a missing
+            # one fails at start instead of silently falling back to the slower pure-Python ones.
+            loop="uvloop",
+            http="httptools",
+            # RequestContextMiddleware writes the access line (with route, status, duration
+            # and request id); uvicorn's own would be a second line for every request.
             access_log=False,
             proxy_headers=False,
             server_header=False,

@@ -65,7 +65,9 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(db)
     keys = settings.keys
-    accounts = AccountService(db, PasswordHasher(settings.password_hash_concurrency))
+    accounts = AccountService(
+        db, PasswordHasher(settings.password_hash_concurrency), redis, keys.lookup
+    )
     sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
     return Services(
         settings=settings,
@@ -73,7 +75,7 @@ async def open_services(settings: Settings) -> Services:
         redis=redis,
         audit=audit,
         accounts=accounts,
-        agents=AgentService(db, audit),
+        agents=AgentService(db, audit, redis),
         sessions=sessions,
         pins=PinService(
             redis,

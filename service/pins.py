@@ -1,6 +1,7 @@
 """Support PINs: issue (replacing the previous one), status, revoke and agent verification.
 
-State per account, all under the hash tag `{<account id>}` (one Redis Cluster slot):
+State per account, all under the hash tag `{<account tag>}` (one Redis Cluster slot; the tag is
+the account id in 22 base64url characters, see `redis_store.account_tag`):
 - `pin:{id}`      hash {h: keyed digest of the PIN, e: expiry in epoch ms, a: failed tries},
                   with the PIN's TTL, so a new PIN overwrites the old one and expiry is Redis's.
 - `pinfail:{id}`  consecutive failed verifications of the account; a new PIN does not reset it.
@@ -203,12 +204,19 @@ class PinService:
         return keyed_digest(self._pin_key, str(account_id), pin)[:16]
 
     def _account_keys(self, account_id: UUID) -> list[str]:
-        account = str(account_id)
         return [
-            self._keys.pin(account),
-            self._keys.pin_failures(account),
-            self._keys.pin_lock(account),
+            self._keys.pin(account_id),
+            self._keys.pin_failures(account_id),
+            self._keys.pin_lock(account_id),
         ]
+
+    def pin_key(self, account_id: UUID) -> str:
+        return self._keys.pin(account_id)
+
+    def stored_pin(self, account_id: UUID, pin: str, expires_ms: int) -> dict[str, bytes | int]:
+        """The hash fields of an active PIN, exactly as the issue script stores them (the
+        benchmark's bulk loader writes PINs with this, so the layout has one definition)."""
+        return {"h": self._digest(account_id, pin), "e": expires_ms}
 
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
@@ -232,7 +240,7 @@ class PinService:
 
     async def status(self, account_id: UUID) -> PinStatus:
         async with self._redis.guard():
-            expires_ms = await self._redis.client.hget(self._keys.pin(str(account_id)), "e")
+            expires_ms = await self._redis.client.hget(self._keys.pin(account_id), "e")
         if expires_ms is None:
             return PinStatus(active=False, expires_at=None)
         return PinStatus(active=True, expires_at=_from_ms(int(expires_ms)))
@@ -313,12 +321,12 @@ class PinService:
         unlock: bool = False,
     ) -> datetime:
         """Commit the audit rows; if Postgres refuses, put Redis back as it was, then fail."""
-        try:
-            return await self._audit.record(*events)
-        except Unavailable:
-            if snapshot is not None or failures is not None or unlock:
-                await self._restore_state(keys, touched, snapshot, failures, unlock)
-            raise
+
+        async def undo() -> None:
+            await self._restore_state(keys, touched, snapshot, failures, unlock)
+
+        needs_undo = snapshot is not None or failures is not None or unlock
+        return await self._audit.record(*events, undo=undo if needs_undo else None)
 
     async def _restore_state(
         self,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from uuid import UUID
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -24,42 +26,65 @@ _UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 RedisClient = Redis | RedisCluster
 
 
+def account_tag(account_id: str | UUID) -> str:
+    """An account id as it appears in key names: a UUID (object or string) as the unpadded
+    base64url of its 16 bytes (22 characters instead of 36; with a million active PINs the
+    key names are a good part of Redis's memory), anything else unchanged."""
+    if isinstance(account_id, UUID):
+        uuid = account_id
+    else:
+        try:
+            uuid = UUID(account_id)
+        except ValueError:
+            return account_id
+    return base64.urlsafe_b64encode(uuid.bytes).rstrip(b"=").decode()
+
+
 class Keys:
-    """Key names. Every key of one account carries the hash tag `{<account id>}`, so the
+    """Key names. Every key of one account carries the hash tag `{<account tag>}`, so the
     keys a script touches together always share one Redis Cluster slot."""
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
 
-    def pin(self, account_id: str) -> str:
-        return f"{self.prefix}pin:{{{account_id}}}"
+    def pin(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pin:{{{account_tag(account_id)}}}"
 
-    def pin_failures(self, account_id: str) -> str:
-        return f"{self.prefix}pinfail:{{{account_id}}}"
+    def pin_failures(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pinfail:{{{account_tag(account_id)}}}"
 
-    def pin_lock(self, account_id: str) -> str:
-        return f"{self.prefix}pinlock:{{{account_id}}}"
+    def pin_lock(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}pinlock:{{{account_tag(account_id)}}}"
 
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}sess:{{{token_digest}}}"
 
-    def account_sessions(self, account_id: str) -> str:
+    def account_sessions(self, account_id: str | UUID) -> str:
         """Set of the session digests of an account (to end them all at once)."""
-        return f"{self.prefix}sessidx:{{{account_id}}}"
+        return f"{self.prefix}sessidx:{{{account_tag(account_id)}}}"
 
     # Two-factor sign-in.
     def mfa_token(self, token_digest: str) -> str:
         return f"{self.prefix}mfatok:{{{token_digest}}}"
 
-    def mfa_failures(self, account_id: str) -> str:
-        return f"{self.prefix}mfafail:{{{account_id}}}"
+    def mfa_failures(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}mfafail:{{{account_tag(account_id)}}}"
 
-    def mfa_lock(self, account_id: str) -> str:
-        return f"{self.prefix}mfalock:{{{account_id}}}"
+    def mfa_lock(self, account_id: str | UUID) -> str:
+        return f"{self.prefix}mfalock:{{{account_tag(account_id)}}}"
 
-    def totp_step(self, account_id: str, step: int) -> str:
+    def totp_step(self, account_id: str | UUID, step: int) -> str:
         """Present while an accepted TOTP time-step could still be valid (replay guard)."""
-        return f"{self.prefix}totpstep:{{{account_id}}}:{step}"
+        return f"{self.prefix}totpstep:{{{account_tag(account_id)}}}:{step}"
+
+    # Lookup caches.
+    def agent_key(self, key_digest: str) -> str:
+        """Cached agent of an API key (by the key's stored SHA-256), or a revocation mark."""
+        return f"{self.prefix}agentkey:{{{key_digest}}}"
+
+    def account_by_email(self, email_digest: str) -> str:
+        """Cached account id of an email (by a keyed digest: Redis holds no address)."""
+        return f"{self.prefix}acctemail:{{{email_digest}}}"
 
 
 def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:

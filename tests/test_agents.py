@@ -51,12 +51,17 @@ async def test_revoked_agent_key_stops_working_at_once(h: Harness) -> None:
     assert_problem(response, 401, "unauthenticated")
 
 
-def run_cli(db_url: str, redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
+    """`support-pin` against the same stores as the app under test (a revoked key must be
+    refused by running services at once, so the CLI must share their Redis too)."""
+    settings = h.services.settings
+    assert settings.database_url
+    assert settings.redis_url
     env = {
         **os.environ,
-        "DATABASE_URL": db_url,
-        "REDIS_URL": redis_url,
-        "REDIS_KEY_PREFIX": f"test:{uuid.uuid4().hex[:8]}:",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_KEY_PREFIX": settings.redis_key_prefix,
     }
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args],
@@ -68,9 +73,9 @@ def run_cli(db_url: str, redis_url: str, *args: str) -> subprocess.CompletedProc
     )
 
 
-async def test_agents_cli_create_list_revoke(h: Harness, db_url: str, stores) -> None:
+async def test_agents_cli_create_list_revoke(h: Harness) -> None:
     name = f"cli-{uuid.uuid4().hex[:8]}"
-    created = run_cli(db_url, stores.redis_url, "agents", "create", name)
+    created = run_cli(h, "agents", "create", name)
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip().splitlines()[-1]
     assert re.fullmatch(r"spa_[A-Za-z0-9_-]{43}", key)
@@ -81,24 +86,24 @@ async def test_agents_cli_create_list_revoke(h: Harness, db_url: str, stores) ->
     result = await h.verify(agent, email, pin)
     assert result["valid"] is True
 
-    listed = run_cli(db_url, stores.redis_url, "agents", "list")
+    listed = run_cli(h, "agents", "list")
     assert listed.returncode == 0
     line = next(line for line in listed.stdout.splitlines() if line.startswith(name + "\t"))
     assert "\tactive\t" in line
     assert key not in listed.stdout
 
-    again = run_cli(db_url, stores.redis_url, "agents", "create", name)
+    again = run_cli(h, "agents", "create", name)
     assert again.returncode != 0
     assert "already exists" in again.stderr
 
-    revoked = run_cli(db_url, stores.redis_url, "agents", "revoke", name)
+    revoked = run_cli(h, "agents", "revoke", name)
     assert revoked.returncode == 0, revoked.stderr
     response = await h.client.post(
         "/v1/agent/verifications", headers=agent, json={"email": email, "pin": pin}
     )
     assert response.status_code == 401
-    listed = run_cli(db_url, stores.redis_url, "agents", "list")
+    listed = run_cli(h, "agents", "list")
     assert f"{name}\trevoked" in listed.stdout
 
-    missing = run_cli(db_url, stores.redis_url, "agents", "revoke", name)
+    missing = run_cli(h, "agents", "revoke", name)
     assert missing.returncode == 1

@@ -1,0 +1,468 @@
+"""`bench/run`: seed, start the service, drive it with wrk, report (see README, Performance).
+
+Each endpoint is measured in the same run as `/healthz`, and reported as a ratio to it:
+absolute figures drift on shared machines, ratios much less."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from bench import report
+from bench.server import ServiceProcess
+from bench.stores import (
+    SeedRow,
+    delete_prefix,
+    load_pins,
+    other_pins,
+    own_database,
+    random_pins,
+    remember_sign_ins,
+    seed_accounts,
+    seed_pins,
+    seed_sessions,
+    write_data_file,
+)
+from bench.wrk import WrkResult, finish_wrk, run_wrk, start_wrk
+from service.container import Services, open_services
+from service.redis_store import make_client
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+# The rate limits (their setting names) are raised so the run measures the work, not the
+# 429s; the limit checks themselves still run.
+RATE_LIMIT_SETTINGS = (
+    "RATE_LIMIT_SIGN_IN_PER_ACCOUNT",
+    "RATE_LIMIT_SIGN_IN_PER_ADDRESS",
+    "RATE_LIMIT_ACCOUNT_CREATE_PER_ADDRESS",
+    "RATE_LIMIT_PIN_ISSUE_PER_ACCOUNT",
+    "RATE_LIMIT_VERIFY_PER_AGENT",
+    "RATE_LIMIT_VERIFY_PER_ACCOUNT",
+)
+RAISED_LIMIT = "1000000/second"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument("--accounts", type=int, default=10_000, help="accounts to seed")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
+    parser.add_argument(
+        "--storm-probe-connections",
+        type=int,
+        default=16,
+        help="connections polling /healthz during the sign-in storm",
+    )
+    parser.add_argument("--scale-pins", type=int, default=1_000_000, help="0 skips the scale run")
+    parser.add_argument("--scale-small", type=int, default=1_000, help="PINs of the small case")
+    parser.add_argument(
+        "--smoke", action="store_true", help="seconds-long run that proves it works (CI)"
+    )
+    parser.add_argument("--label", default="", help="free text stored in the JSON")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get(
+            "BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+        ),
+        help="a database from which the run may create and drop its own",
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.accounts, args.duration = 200, 2.0
+        args.scale_pins, args.scale_small = 2_000, 200
+    args.scale_small = min(args.scale_small, args.accounts)
+    return args
+
+
+class Bench:
+    def __init__(
+        self, args: argparse.Namespace, services: Services, server: ServiceProcess
+    ) -> None:
+        self.args = args
+        self.services = services
+        self.server = server
+        self.url = server.url
+        self.env: dict[str, str] = {}
+        self.runs: dict[str, dict[str, Any]] = {}
+
+    def wrk(
+        self, script: str, *, connections: int | None = None, duration: float | None = None
+    ) -> WrkResult:
+        return run_wrk(
+            self.url,
+            script,
+            connections=connections or self.args.connections,
+            threads=self.args.threads,
+            duration=duration or self.args.duration,
+            env=self.env,
+        )
+
+    def measure(self, name: str, script: str) -> None:
+        """One endpoint run, with the service's CPU time per request: unlike req/s, that
+        figure hardly moves when other programs take CPU from the service."""
+        before = self.server.cpu_seconds()
+        result = self.wrk(script)
+        after = self.server.cpu_seconds()
+        cpu_us = None
+        if before is not None and after is not None and result.requests:
+            cpu_us = round((after - before) / result.requests * 1e6, 1)
+        self.record(name, result, self.args.connections, cpu_us_per_request=cpu_us)
+
+    def record(
+        self,
+        name: str,
+        result: WrkResult,
+        connections: int,
+        cpu_us_per_request: float | None = None,
+    ) -> None:
+        run = {
+            **result.as_dict(),
+            "connections": connections,
+            "cpu_us_per_request": cpu_us_per_request,
+        }
+        self.runs[name] = run
+        cpu = f"  cpu {cpu_us_per_request:6.0f} us/req" if cpu_us_per_request else ""
+        print(
+            f"  {name:<22} {result.rps:>9,.0f} req/s  p50 {result.p50_ms:6.1f}  "
+            f"p99 {result.p99_ms:7.1f}  p99.9 {result.p999_ms:7.1f} ms  "
+            f"non-2xx {result.non_2xx}  errors {result.socket_errors}{cpu}",
+            flush=True,
+        )
+
+
+async def verification_outcomes(db_url: str) -> dict[str, int]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        rows = await conn.fetch(
+            """SELECT coalesce(reason, type) AS outcome, count(*) AS n FROM audit_events
+               WHERE type IN ('verified', 'verify_failed') GROUP BY 1"""
+        )
+    finally:
+        await conn.close()
+    return {row["outcome"]: row["n"] for row in rows}
+
+
+async def redis_used_memory(services: Services) -> int:
+    info = await services.redis.client.info("memory")
+    return int(info["used_memory"])
+
+
+async def scale_run(
+    bench: Bench, accounts: list[Any], data_path: Path, tokens: list[str]
+) -> dict[str, Any]:
+    """Verification latency with few and with very many active PINs, and memory per PIN."""
+    args, services = bench.args, bench.services
+    client = services.redis.client
+    # Start from exactly `scale_small` active PINs: drop the seeded ones first.
+    await client.unlink(*(services.pins.pin_key(a.id) for a in accounts))
+    small_accounts = accounts[: args.scale_small]
+    rows = await reseed(services, small_accounts, tokens, data_path)
+    small = bench.wrk("verify_pin.lua")
+    print(f"  scale: {len(rows):,} active PINs: {small.rps:,.0f} req/s, p99 {small.p99_ms:.1f} ms")
+    calls = min(2 * args.scale_small, 4_000)  # about two wrong tries per PIN: none dies
+    small_script = await script_latency(services, [a.id for a in small_accounts], calls)
+
+    bulk = args.scale_pins - args.scale_small
+    before = await redis_used_memory(services)
+    started = time.monotonic()
+    ids = [uuid.uuid4() for _ in range(bulk)]
+    await load_pins(services, ids, random_pins(services, bulk))
+    load_seconds = time.monotonic() - started
+    await asyncio.sleep(1)  # let an incremental rehash of the keyspace finish
+    after = await redis_used_memory(services)
+    per_pin = (after - before) / bulk
+    print(f"  scale: loaded {bulk:,} PINs in {load_seconds:.1f} s, {per_pin:.0f} bytes per PIN")
+
+    await reseed(services, small_accounts, tokens, data_path)  # fresh PINs for the same callers
+    large_script = await script_latency(services, ids, calls)
+    large = bench.wrk("verify_pin.lua")
+    print(
+        f"  scale: {args.scale_pins:,} active PINs: {large.rps:,.0f} req/s, "
+        f"p99 {large.p99_ms:.1f} ms"
+    )
+    deleted = 0
+    for start in range(0, len(ids), 10_000):
+        deleted += await client.unlink(
+            *(services.pins.pin_key(i) for i in ids[start : start + 10_000])
+        )
+    # Back at the small size: timed again, since the machine may have got slower meanwhile
+    # for reasons of its own (the other programs on it); the small figure is the mean.
+    small_again = await script_latency(services, [a.id for a in small_accounts], calls)
+    small_p99 = (small_script["p99_us"] + small_again["p99_us"]) / 2
+    return {
+        "loaded_pins": bulk,
+        "load_seconds": round(load_seconds, 2),
+        "used_memory_before": before,
+        "used_memory_after": after,
+        "bytes_per_pin": round(per_pin, 1),
+        "small": {"active_pins": args.scale_small, **small.as_dict()},
+        "large": {"active_pins": args.scale_pins, **large.as_dict()},
+        "p99_ratio": round(large.p99_ms / small.p99_ms, 3) if small.p99_ms else None,
+        "script_small": small_script,
+        "script_small_after": small_again,
+        "script_large": large_script,
+        "script_p99_ratio": round(large_script["p99_us"] / small_p99, 3),
+        "deleted_keys": deleted,
+    }
+
+
+async def script_latency(
+    services: Services, account_ids: list[uuid.UUID], calls: int
+) -> dict[str, Any]:
+    """The verify script alone, one call at a time (no HTTP, no queueing): a wrong digest
+    against random active PINs, few enough per PIN that none is used up."""
+    pins = services.pins
+    rng = random.Random(7)  # noqa: S311 (picks keys to time, not a secret)
+    wrong = bytes(16)
+    timings = []
+    for _ in range(calls):
+        keys = pins._account_keys(rng.choice(account_ids))
+        started = time.perf_counter()
+        await pins._verify(
+            keys=keys,
+            args=[wrong, pins.max_attempts, pins.account_max_failures, 1000, 1000],
+        )
+        timings.append(time.perf_counter() - started)
+    timings.sort()
+    return {
+        "calls": calls,
+        "p50_us": round(timings[len(timings) // 2] * 1e6, 1),
+        "p99_us": round(timings[int(len(timings) * 0.99)] * 1e6, 1),
+    }
+
+
+async def reseed(
+    services: Services, accounts: list[Any], tokens: list[str], data_path: Path
+) -> list[SeedRow]:
+    """Fresh current and replaced PINs for `accounts`, and the data file the wrk scripts read."""
+    pins = random_pins(services, len(accounts))
+    old = other_pins(services, pins)
+    await load_pins(services, (a.id for a in accounts), pins, replaced=old)
+    rows = [
+        SeedRow(token, a.email, pin, o)
+        for a, token, pin, o in zip(accounts, tokens, pins, old, strict=False)
+    ]
+    write_data_file(data_path, rows)
+    return rows
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    prefix = f"bench:{secrets.token_hex(4)}:"
+    secret_key = secrets.token_urlsafe(36)
+    password = "bench-" + secrets.token_hex(12)
+    data_path = args.out / f"{stamp}-data.tsv"
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+
+    async with own_database(args.postgres_url) as db_url:
+        env = {
+            "ENVIRONMENT": "production",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": args.redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "SECRET_KEY": secret_key,
+            **dict.fromkeys(RATE_LIMIT_SETTINGS, RAISED_LIMIT),
+        }
+        settings = Settings(
+            environment="production",
+            database_url=db_url,
+            redis_url=args.redis_url,
+            redis_key_prefix=prefix,
+            secret_key=secret_key,
+        )
+        services = await open_services(settings)
+        try:
+            t0 = time.monotonic()
+            print(f"seeding {args.accounts:,} accounts ...", flush=True)
+            accounts = await seed_accounts(db_url, args.accounts, password)
+            _, agent_key = await services.agents.create("bench-agent")
+            tokens = await seed_sessions(services, accounts)
+            await remember_sign_ins(services, accounts)
+            pins, old = await seed_pins(services, accounts)
+            rows = [
+                SeedRow(t, a.email, p, o)
+                for a, t, p, o in zip(accounts, tokens, pins, old, strict=True)
+            ]
+            write_data_file(data_path, rows)
+            print(f"  seeded in {time.monotonic() - t0:.1f} s", flush=True)
+
+            with ServiceProcess(
+                env, workers=args.workers, log_path=args.out / f"{stamp}-service.log"
+            ) as server:
+                bench = Bench(args, services, server)
+                bench.env = {
+                    "BENCH_DATA": str(data_path),
+                    "BENCH_AGENT_KEY": agent_key,
+                    "BENCH_PASSWORD": password,
+                }
+                print(f"service on {server.url}, {args.workers} worker(s); warming up", flush=True)
+                bench.wrk("healthz.lua", duration=1)
+                bench.wrk("issue_pin.lua", duration=1)
+
+                c = args.connections
+                bench.measure("healthz", "healthz.lua")
+                bench.measure("issue_pin", "issue_pin.lua")
+                # The issuance run replaced every PIN: give the verifiers PINs they can know.
+                await reseed(services, accounts, tokens, data_path)
+                bench.measure("verify_pin", "verify_pin.lua")
+                outcomes = await verification_outcomes(db_url)
+                bench.measure("sign_in", "sign_in.lua")
+
+                # Sign-in storm: argon2 on every request, with /healthz polled beside it.
+                storm = start_wrk(
+                    server.url,
+                    "sign_in.lua",
+                    connections=c,
+                    threads=args.threads,
+                    duration=args.duration,
+                    env=bench.env,
+                )
+                probe = bench.wrk(
+                    "healthz.lua",
+                    connections=args.storm_probe_connections,
+                    duration=max(1, args.duration - 1),
+                )
+                storm_result = finish_wrk(storm, timeout=args.duration + 60)
+                bench.record("healthz_during_storm", probe, args.storm_probe_connections)
+                bench.runs["sign_in_storm"] = {**storm_result.as_dict(), "connections": c}
+                quiet = bench.wrk(
+                    "healthz.lua",
+                    connections=args.storm_probe_connections,
+                    duration=max(1, args.duration - 1),
+                )
+                bench.runs["healthz_quiet_probe"] = {
+                    **quiet.as_dict(),
+                    "connections": args.storm_probe_connections,
+                }
+
+                scale = None
+                if args.scale_pins > 0:
+                    scale = await scale_run(bench, accounts, data_path, tokens)
+        finally:
+            await delete_prefix(services.redis.client, prefix)
+            await services.close()
+            data_path.unlink(missing_ok=True)  # it holds live tokens and PINs
+
+    baseline = bench.runs["healthz"]["rps"]
+    baseline_cpu = bench.runs["healthz"]["cpu_us_per_request"]
+    endpoints = {
+        name: {
+            **run,
+            "ratio_to_baseline": round(run["rps"] / baseline, 3) if baseline else 0.0,
+            "cpu_ratio_to_baseline": (
+                round(run["cpu_us_per_request"] / baseline_cpu, 2)
+                if run["cpu_us_per_request"] and baseline_cpu
+                else None
+            ),
+        }
+        for name, run in bench.runs.items()
+        if name in report.ENDPOINT_LABELS
+    }
+    extra = {k: v for k, v in bench.runs.items() if k not in report.ENDPOINT_LABELS}
+    return {
+        "meta": {
+            "started_at": started_at,
+            "label": args.label,
+            "workers": args.workers,
+            "connections": args.connections,
+            "wrk_threads": args.threads,
+            "accounts": args.accounts,
+            "duration_s": args.duration,
+            "smoke": args.smoke,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_1m": round(os.getloadavg()[0], 2),
+            },
+            "git_commit": git_commit(),
+        },
+        "endpoints": endpoints,
+        "extra_runs": extra,
+        "verification_outcomes": outcomes,
+        "scale": scale,
+        "file_stem": stamp,
+    }
+
+
+def stores_answer(postgres_url: str, redis_url: str) -> bool:
+    async def probe() -> None:
+        conn = await asyncpg.connect(postgres_url, timeout=2)
+        await conn.close()
+        client = make_client(redis_url, cluster=False, timeout=2, pool_size=1)
+        try:
+            await client.ping()
+        finally:
+            await client.aclose()
+
+    try:
+        asyncio.run(probe())
+    except (OSError, TimeoutError, asyncpg.PostgresError, RedisError):
+        return False
+    return True
+
+
+def git_commit() -> str | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        out = subprocess.run(  # noqa: S603 (fixed arguments)
+            [git, "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except subprocess.CalledProcessError:
+        return None
+    return out.stdout.strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with ExitStack() as stack:
+        if not stores_answer(args.postgres_url, args.redis_url):
+            from service.embedded import start_embedded
+
+            print("PostgreSQL or Redis does not answer: starting embedded ones", flush=True)
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="support-pin-bench-"))
+            embedded = start_embedded(Path(tmp))
+            stack.callback(embedded.stop)
+            args.postgres_url, args.redis_url = embedded.database_url, embedded.redis_url
+        results = asyncio.run(run(args))
+    stem = args.out / results.pop("file_stem")
+    report.write_json(stem.with_suffix(".json"), results)
+    report.draw_chart(stem.with_suffix(".png"), results)
+    print()
+    print(report.table(results))
+    if results["scale"]:
+        print()
+        print(report.scale_table(results["scale"]))
+    print(f"\nverification outcomes (audit rows): {results['verification_outcomes']}")
+    print(f"\nwrote {stem}.json and {stem}.png")
+    return 0

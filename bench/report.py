@@ -1,0 +1,121 @@
+"""The benchmark's table, JSON file and PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ENDPOINT_LABELS = {
+    "healthz": "GET /healthz (baseline)",
+    "issue_pin": "POST /v1/me/support-pin",
+    "verify_pin": "POST /v1/agent/verifications",
+    "sign_in": "POST /v1/auth/token",
+    "healthz_during_storm": "GET /healthz during sign-in storm",
+}
+
+
+def table(results: dict[str, Any]) -> str:
+    """A Markdown table of the endpoint runs (what README's Performance section shows)."""
+    lines = [
+        "| endpoint | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | non-2xx | errors "
+        "| CPU µs/req | CPU × baseline |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, run in results["endpoints"].items():
+        cpu = run.get("cpu_us_per_request")
+        cpu_ratio = run.get("cpu_ratio_to_baseline")
+        lines.append(
+            f"| {ENDPOINT_LABELS.get(name, name)} ({run['connections']} conn) "
+            f"| {run['rps']:,.0f} | {run['ratio_to_baseline']:.2f} "
+            f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['p999_ms']:.1f} "
+            f"| {run['non_2xx']} | {run['socket_errors']} "
+            f"| {f'{cpu:.0f}' if cpu else '–'} | {f'{cpu_ratio:.2f}' if cpu_ratio else '–'} |"
+        )
+    return "\n".join(lines)
+
+
+def scale_table(scale: dict[str, Any]) -> str:
+    small, large = scale["small"], scale["large"]
+    script_small, script_large = scale["script_small"], scale["script_large"]
+    script_again = scale["script_small_after"]
+    return "\n".join(
+        [
+            "| active PINs | verify req/s | p50 ms | p99 ms |",
+            "|---:|---:|---:|---:|",
+            f"| {small['active_pins']:,} | {small['rps']:,.0f} | {small['p50_ms']:.1f} "
+            f"| {small['p99_ms']:.1f} |",
+            f"| {large['active_pins']:,} | {large['rps']:,.0f} | {large['p50_ms']:.1f} "
+            f"| {large['p99_ms']:.1f} |",
+            "",
+            f"Redis memory per active PIN: {scale['bytes_per_pin']:.0f} bytes "
+            f"(used_memory delta over {scale['loaded_pins']:,} PINs); "
+            f"p99 at {large['active_pins']:,} / p99 at {small['active_pins']:,}: "
+            f"{scale['p99_ratio']:.2f}",
+            "verify script alone, one call at a time: "
+            f"p50 {script_small['p50_us']:.0f} / p99 {script_small['p99_us']:.0f} µs "
+            f"at {small['active_pins']:,} PINs (again after the large case: "
+            f"p50 {script_again['p50_us']:.0f} / p99 {script_again['p99_us']:.0f} µs), "
+            f"p50 {script_large['p50_us']:.0f} / p99 {script_large['p99_us']:.0f} µs "
+            f"at {large['active_pins']:,} (p99 ratio to the small mean "
+            f"{scale['script_p99_ratio']:.2f})",
+        ]
+    )
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+def draw_chart(path: Path, results: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["endpoints"]
+    names = [ENDPOINT_LABELS.get(n, n).replace(" (baseline)", "") for n in runs]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True)
+
+    rps = [r["rps"] for r in runs.values()]
+    bars = left.barh(names, rps, color="#4c72b0")
+    for bar, run in zip(bars, runs.values(), strict=True):
+        left.text(
+            bar.get_width(),
+            bar.get_y() + bar.get_height() / 2,
+            f" {run['rps']:,.0f} ({run['ratio_to_baseline']:.0%})",
+            va="center",
+            fontsize=8,
+        )
+    left.invert_yaxis()
+    left.set_xlabel("requests per second (share of /healthz)")
+    left.set_xlim(0, max(rps) * 1.35)
+    left.set_title("Throughput")
+
+    width = 0.27
+    ys = range(len(names))
+    for offset, key, label in (
+        (-width, "p50_ms", "p50"),
+        (0, "p99_ms", "p99"),
+        (width, "p999_ms", "p99.9"),
+    ):
+        right.barh(
+            [y + offset for y in ys], [max(r[key], 0.01) for r in runs.values()], width, label=label
+        )
+    right.set_yticks(list(ys), names)
+    right.invert_yaxis()
+    right.set_xscale("log")
+    right.set_xlabel("latency, ms (log scale)")
+    right.axvline(30, color="grey", linestyle=":", linewidth=1)
+    right.legend(fontsize=8, loc="lower right")
+    right.set_title("Latency")
+
+    meta = results["meta"]
+    fig.suptitle(
+        f"Support PIN service, {meta['workers']} worker(s), {meta['connections']} connections, "
+        f"{meta['accounts']:,} accounts, {meta['duration_s']} s per endpoint "
+        f"({meta['started_at']})",
+        fontsize=10,
+    )
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

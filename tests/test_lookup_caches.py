@@ -1,0 +1,83 @@
+"""Agent keys and email lookups are cached in Redis; revocation and new accounts still take
+effect at once on every instance."""
+
+from __future__ import annotations
+
+import uuid
+
+from service.agents import AGENT_CACHE_SECONDS
+from tests.conftest import Harness, HarnessFactory
+
+
+async def _verification_status(h: Harness, agent: dict[str, str]) -> int:
+    response = await h.client.post(
+        "/v1/agent/verifications",
+        headers=agent,
+        json={"email": "nobody@example.com", "pin": "123456"},
+    )
+    return response.status_code
+
+
+async def test_revoking_an_agent_stops_its_cached_key_on_every_instance(
+    harness_factory: HarnessFactory,
+) -> None:
+    one = await harness_factory()
+    two = await harness_factory()  # a second instance on the same stores
+    name, agent = await one.agent()
+    assert await _verification_status(one, agent) == 200
+    assert await _verification_status(two, agent) == 200  # both have used the cache now
+    key_hash = __import__("hashlib").sha256(agent["Authorization"][7:].encode()).digest()
+    cache_key = one.services.redis.keys.agent_key(key_hash.hex())
+    assert await one.services.redis.client.exists(cache_key) == 1
+
+    await one.services.agents.revoke(name)
+
+    assert await _verification_status(one, agent) == 401
+    assert await _verification_status(two, agent) == 401
+    # The mark outlives any cache fill that was in flight during the revocation.
+    assert await one.services.redis.client.ttl(cache_key) > AGENT_CACHE_SECONDS
+
+
+async def test_a_stale_cache_fill_cannot_undo_a_revocation(h: Harness) -> None:
+    name, agent = await h.agent()
+    key = agent["Authorization"].removeprefix("Bearer ")
+    await h.services.agents.revoke(name)
+    # A lookup that read Postgres before the revocation committed fills with SET NX.
+    key_hash = __import__("hashlib").sha256(key.encode()).digest()
+    cache_key = h.services.redis.keys.agent_key(key_hash.hex())
+    stale = uuid.uuid4().bytes + name.encode()
+    assert await h.services.redis.client.set(cache_key, stale, ex=60, nx=True) is None
+    assert await h.services.agents.authenticate(key) is None
+
+
+async def test_an_unknown_email_cached_as_unknown_works_once_the_account_exists(
+    h: Harness,
+) -> None:
+    _, agent = await h.agent()
+    email = f"later-{uuid.uuid4().hex[:10]}@example.com"
+    first = await h.verify(agent, email, "123456")
+    assert first == {"valid": False, "account_id": None, "verified_at": None}
+    assert await h.services.accounts.id_by_email(email) is None  # cached as unknown
+
+    await h.signup(email)
+    headers = {"Authorization": f"Bearer {await h.sign_in(email)}"}
+    pin = await h.issue_pin(headers)
+    assert (await h.verify(agent, email, pin))["valid"] is True
+
+
+async def test_email_lookups_match_case_insensitively_through_the_cache(h: Harness) -> None:
+    email, user = await h.user()
+    _, agent = await h.agent()
+    pin = await h.issue_pin(user)
+    assert (await h.verify(agent, email.upper(), pin))["valid"] is True
+
+
+async def test_redis_holds_no_email_address(h: Harness) -> None:
+    email, _ = await h.user()
+    client = h.services.redis.client
+    found = [key async for key in client.scan_iter(match=h.services.redis.keys.prefix + "*")]
+    assert found
+    for key in found:
+        assert email.encode() not in key
+        value = await client.get(key) if await client.type(key) == b"string" else b""
+        assert email.encode() not in (value or b"")

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -57,7 +58,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     # Outermost last: the request id and headers wrap every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    if settings.cors_allow_origins:
+        # Bearer tokens, no cookies: credentials stay off, so no origin can ride a session.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    extra_headers = []
+    if settings.hsts_seconds:
+        extra_headers.append(
+            ("strict-transport-security", f"max-age={settings.hsts_seconds}; includeSubDomains")
+        )
+    app.add_middleware(RequestContextMiddleware, extra_headers=extra_headers)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 

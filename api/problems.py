@@ -56,10 +56,23 @@ def problem_response(
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entries documenting problem answers of a route."""
-    return {
-        status: {"model": Problem, "description": HTTPStatus(status).phrase} for status in statuses
+    """`responses=` entries documenting problem answers of a route (and their headers)."""
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {"model": Problem, "description": HTTPStatus(status).phrase}
+        if status in _DOCUMENTED_HEADERS:
+            entry["headers"] = _DOCUMENTED_HEADERS[status]
+        responses[status] = entry
+    return responses
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 1},
     }
+}
+_DOCUMENTED_HEADERS: dict[int, dict[str, Any]] = {429: _RETRY_AFTER, 503: _RETRY_AFTER}
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -42,6 +42,10 @@ class Keys:
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}sess:{{{token_digest}}}"
 
+    def rate_limit(self, limit: str, subject: str) -> str:
+        # One key per script call, so no hash tag is needed; braces keep the slot per subject.
+        return f"{self.prefix}rl:{limit}:{{{subject}}}"
+
 
 def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:
     """A client that fails within `timeout` and retries once (a restarted server leaves

@@ -18,6 +18,8 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, services: ServicesDep
 ) -> VerificationOut:
+    # Limits first: a refused request is not a guess and touches no PIN or failure counter.
+    await services.limits.verification(agent_id=agent.id, email=body.email)
     account_id = await services.accounts.id_by_email(body.email)
     result = await services.pins.verify(account_id, body.pin.replace(" ", ""), agent)
     return VerificationOut(

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ClientAddress, CurrentUser, ServicesDep
 from api.problems import problem_responses
 from schemas.auth import TokenOut
 
@@ -19,8 +19,12 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     responses=problem_responses(401, 413, 422, 429, 503),
 )
 async def create_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    services: ServicesDep,
+    address: ClientAddress,
 ) -> TokenOut:
+    # Before the password is hashed: a refused try costs no argon2 work and reveals nothing.
+    await services.limits.sign_in(address=address, email=form.username)
     account_id = await services.accounts.authenticate(form.username, form.password)
     token = await services.sessions.create(account_id)
     return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)

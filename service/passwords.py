@@ -17,6 +17,12 @@ _CONTEXT = CryptContext(
 )
 
 
+# Sign-up accepts at most this many characters (4 bytes each in UTF-8 at worst = passlib's
+# 4096-byte ceiling); a longer sign-in password cannot be right and must not reach passlib,
+# which raises on it (found by schemathesis: it was a 500).
+PASSWORD_MAX_LENGTH = 1024
+
+
 class PasswordHasher:
     """Hashes in worker threads (argon2 releases the GIL), at most `concurrency` at a time
     so that a storm of sign-ins queues instead of exhausting memory and threads."""
@@ -33,6 +39,8 @@ class PasswordHasher:
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Constant-work check: with no stored hash, burn the same time and answer False."""
         async with self._slots:
+            if len(password) > PASSWORD_MAX_LENGTH:
+                password, password_hash = password[:PASSWORD_MAX_LENGTH], None
             if password_hash is None:
                 await asyncio.to_thread(_CONTEXT.verify, password, self._dummy_hash)
                 return False

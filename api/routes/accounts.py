@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
     summary="Create an account",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountOut,
-    responses=problem_responses(409, 413, 422, 429, 503),
+    responses=problem_responses(400, 409, 413, 422, 429, 503),
 )
 async def create_account(
     body: AccountCreate, services: ServicesDep, address: ClientAddress

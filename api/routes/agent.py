@@ -13,7 +13,7 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
     "/verifications",
     summary="Verify a caller's support PIN against the account being discussed",
     response_model=VerificationOut,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(400, 401, 413, 422, 429, 503),
 )
 async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, services: ServicesDep

@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     "/token",
     summary="Sign in with email and password (OAuth2 password grant)",
     response_model=TokenOut,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(400, 401, 413, 422, 429, 503),
 )
 async def create_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],

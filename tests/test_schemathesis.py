@@ -25,7 +25,7 @@ from tests import stores as test_stores_module
 from tests.conftest import GENEROUS_RATE_LIMITS, PASSWORD
 from tests.live_server import ROOT, live_server
 
-MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "30"))
+MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))
 
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 

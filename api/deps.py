@@ -77,12 +77,21 @@ def forwarded_client(
     current = peer
     hops = [part.strip() for header in forwarded_for for part in header.split(",")]
     while _is_trusted(current, trusted) and hops:
-        candidate = hops.pop()
+        candidate = _strip_port(hops.pop())
         try:
             current = str(ip_address(candidate))
         except ValueError:
             return current  # garbage from behind the last trusted hop: stop at that hop
     return current
+
+
+def _strip_port(hop: str) -> str:
+    """`1.2.3.4:5678` and `[2001:db8::1]:443` (some proxies add the port) → the address."""
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:
+        return hop.split(":", 1)[0]
+    return hop
 
 
 def _is_trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool:

@@ -90,7 +90,10 @@ async def test_cors_allow_list(harness_factory: HarnessFactory) -> None:
         headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
     )
     assert refused.status_code == 400
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert refused.json()["code"] == "cors_refused"
     assert "access-control-allow-origin" not in refused.headers
+    assert_hardened(refused)
 
     # A rate-limited answer tells a browser client how long to wait.
     assert "Retry-After" in ok.headers.get("access-control-expose-headers", "")

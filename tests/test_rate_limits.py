@@ -216,6 +216,8 @@ async def test_forwarded_for_from_a_trusted_proxy(harness_factory: HarnessFactor
         ("10.0.0.1", ["10.0.0.3, 10.0.0.2"], "10.0.0.3"),  # all trusted: the farthest hop
         ("10.0.0.1", ["203.0.113.9, not-an-ip"], "10.0.0.1"),  # garbage: stop at the proxy
         ("::1", ["2001:db8::5"], "2001:db8::5"),
+        ("10.0.0.1", ["203.0.113.9:51234"], "203.0.113.9"),  # proxies that add the port
+        ("10.0.0.1", ["[2001:db8::5]:443"], "2001:db8::5"),
     ],
 )
 def test_forwarded_client(peer: str, chain: list[str], expected: str) -> None:

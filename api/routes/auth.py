@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Response, status
 
 from api.deps import ClientAddress, CurrentUser, ServicesDep
 from api.problems import problem_responses
-from schemas.auth import TokenOut
+from schemas.auth import PasswordGrantForm, TokenOut
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -19,7 +18,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
     responses=problem_responses(400, 401, 413, 422, 429, 503),
 )
 async def create_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    form: Annotated[PasswordGrantForm, Form()],
     services: ServicesDep,
     address: ClientAddress,
 ) -> TokenOut:

@@ -12,7 +12,7 @@ from fastapi.routing import APIRoute
 
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import accounts, agent, auth, health, me
+from api.routes import accounts, agent, auth, health, me, mfa
 from service.container import open_services
 from service.settings import Settings
 
@@ -53,7 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     install_problem_handlers(app)
-    for router in (health.router, accounts.router, auth.router, me.router, agent.router):
+    for router in (
+        health.router,
+        accounts.router,
+        auth.router,
+        me.router,
+        mfa.router,
+        agent.router,
+    ):
         app.include_router(router)
     # Outermost last: the request id and headers wrap every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -91,7 +98,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
                 for code, response in operation.get("responses", {}).items():
                     content = response.get("content", {})
                     json_body = content.get("application/json", {})
-                    if json_body.get("schema", {}).get("$ref", "").endswith("/Problem"):
+                    # Problem and its subclasses (MfaRequiredProblem…) are problem documents.
+                    if json_body.get("schema", {}).get("$ref", "").endswith("Problem"):
                         content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
                     if code == "204":
                         response.pop("content", None)

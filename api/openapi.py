@@ -14,13 +14,25 @@ from service.settings import Settings
 SPEC_PATH = Path(__file__).resolve().parent.parent / "openapi.yaml"
 
 
+class _SpecDumper(yaml.SafeDumper):
+    """Multi-line strings (descriptions) as readable literal blocks."""
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_SpecDumper.add_representer(str, _str_presenter)
+
+
 def generate() -> str:
     from api.app import create_app
 
     # The spec does not depend on the stores; the app is built but never started.
     app = create_app(Settings(database_url="postgresql://unused", redis_url="redis://unused"))
     spec: dict[str, Any] = app.openapi()
-    return yaml.safe_dump(spec, sort_keys=False, allow_unicode=True, width=100)
+    return yaml.dump(spec, Dumper=_SpecDumper, sort_keys=False, allow_unicode=True, width=100)
 
 
 def main(argv: list[str] | None = None) -> int:

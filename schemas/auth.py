@@ -12,10 +12,11 @@ class PasswordGrantForm(BaseModel):
 
     username: str = Field(min_length=1, max_length=320, examples=["ada@example.com"])
     password: str = Field(min_length=1, max_length=1024, json_schema_extra={"format": "password"})
-    grant_type: str | None = Field(default=None, pattern=r"^password$")
-    scope: str = ""
-    client_id: str | None = None
-    client_secret: str | None = Field(default=None, json_schema_extra={"format": "password"})
+    # A form cannot carry null: optional fields have defaults instead of `| None`.
+    grant_type: str = Field(default="password", pattern=r"^password$")
+    scope: str = Field(default="", max_length=1024)
+    client_id: str = Field(default="", max_length=256)
+    client_secret: str = Field(default="", max_length=256, json_schema_extra={"format": "password"})
 
 
 class TokenOut(BaseModel):

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, PlainSerializer
+
+from service.accounts import storable_text
 
 
 def _rfc3339_utc(value: datetime) -> str:
@@ -16,6 +18,24 @@ def _rfc3339_utc(value: datetime) -> str:
 UtcDatetime = Annotated[
     AwareDatetime, PlainSerializer(_rfc3339_utc, return_type=str, when_used="json")
 ]
+
+
+def _printable(value: str) -> str:
+    # Control characters and lone surrogates cannot be stored or hashed; refuse them up front.
+    if not value.isprintable():
+        raise ValueError("must not contain control characters or unpaired surrogates")
+    return value
+
+
+def _no_nul_or_surrogate(value: str) -> str:
+    if not storable_text(value):
+        raise ValueError("must not contain NUL characters or unpaired surrogates")
+    return value
+
+
+PrintableStr = Annotated[str, AfterValidator(_printable)]
+# Passwords may hold any character a keyboard or password manager can produce.
+PasswordStr = Annotated[str, AfterValidator(_no_nul_or_surrogate)]
 
 
 class StrictModel(BaseModel):

@@ -18,7 +18,18 @@ class PinStatusOut(BaseModel):
     expires_at: UtcDatetime | None
 
 
-EventTypeName = Literal["issued", "revoked", "verified", "verify_failed", "locked"]
+EventTypeName = Literal[
+    "issued",
+    "revoked",
+    "verified",
+    "verify_failed",
+    "locked",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_code_used",
+    "recovery_codes_regenerated",
+    "mfa_locked",
+]
 
 
 class PinEventOut(BaseModel):

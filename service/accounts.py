@@ -16,19 +16,18 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
-def _could_be_stored(email: str) -> bool:
-    # PostgreSQL text cannot hold NUL (asyncpg would raise: a 500, found by schemathesis), and
-    # sign-up never stores such an address, so no query is needed to know it is unknown.
-    return "\x00" not in email
+def storable_text(text: str) -> bool:
+    """False for text Postgres cannot store or argon2 cannot hash (NUL, lone surrogates)."""
+    return "\x00" not in text and not any("\ud800" <= char <= "\udfff" for char in text)
 
 
 class AccountService:
     def __init__(self, db: Database, hasher: PasswordHasher) -> None:
         self._db = db
-        self._hasher = hasher
+        self.hasher = hasher
 
     async def register(self, email: str, password: str) -> Account:
-        password_hash = await self._hasher.hash(password)
+        password_hash = await self.hasher.hash(password)
         async with self._db.connection() as conn:
             row = await sql.create_account(conn, normalize_email(email), password_hash)
         return Account(row["id"], row["email"], row["created_at"])
@@ -36,12 +35,13 @@ class AccountService:
     async def authenticate(self, email: str, password: str) -> UUID:
         """The account's id, or `InvalidCredentials` — the same answer, after the same argon2
         work, for an unknown email and a wrong password."""
-        row = None
-        if _could_be_stored(email):
-            async with self._db.connection() as conn:
-                row = await sql.account_by_email(conn, normalize_email(email))
+        if not storable_text(email) or not storable_text(password):
+            # Cannot be an account's email or password (and cannot be hashed): same answer.
+            raise InvalidCredentials()
+        async with self._db.connection() as conn:
+            row = await sql.account_by_email(conn, normalize_email(email))
         stored_hash = row["password_hash"] if row is not None else None
-        if not await self._hasher.verify(password, stored_hash) or row is None:
+        if not await self.hasher.verify(password, stored_hash) or row is None:
             raise InvalidCredentials()
         account_id: UUID = row["id"]
         return account_id
@@ -51,10 +51,10 @@ class AccountService:
             row = await sql.account_by_id(conn, account_id)
         if row is None:
             raise NotFound()
-        return Account(row["id"], row["email"], row["created_at"])
+        return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
 
     async def id_by_email(self, email: str) -> UUID | None:
-        if not _could_be_stored(email):
-            return None
+        if not storable_text(email):
+            return None  # PostgreSQL would refuse it (a 500, found by schemathesis)
         async with self._db.connection() as conn:
             return await sql.account_id_by_email(conn, normalize_email(email))

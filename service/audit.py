@@ -23,24 +23,25 @@ class AuditLog:
 
         Raises `Unavailable` if Postgres does not take the rows: the caller must then not
         answer with success."""
+        return await self._db.must_write(lambda conn: self.insert(conn, *events))
+
+    async def insert(self, conn: Connection, *events: AuditEvent) -> datetime:
+        """Write the events inside the caller's transaction (they commit, or roll back, with
+        the change they describe); returns the first one's timestamp."""
         request_id = request_id_var.get()
-
-        async def write(conn: Connection) -> datetime:
-            stamps = [
-                await sql.insert_event(
-                    conn,
-                    type=event.type.value,
-                    account_id=event.account_id,
-                    agent_id=event.agent.id if event.agent else None,
-                    agent_name=event.agent.name if event.agent else None,
-                    reason=event.reason,
-                    request_id=request_id,
-                )
-                for event in events
-            ]
-            return stamps[0]
-
-        return await self._db.must_write(write)
+        stamps = [
+            await sql.insert_event(
+                conn,
+                type=event.type.value,
+                account_id=event.account_id,
+                agent_id=event.agent.id if event.agent else None,
+                agent_name=event.agent.name if event.agent else None,
+                reason=event.reason,
+                request_id=request_id,
+            )
+            for event in events
+        ]
+        return stamps[0]
 
     async def account_events(self, account_id: UUID, limit: int) -> list[AccountEvent]:
         async with self._db.connection() as conn:

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -72,10 +73,18 @@ async def _ensure_demo(settings: Settings) -> None:
         await services.close()
 
 
+def _exit_quietly(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings, embedded = _settings_with_stores()
+    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; turn that into a
+    # normal exit so the embedded servers below are stopped too.
+    signal.signal(signal.SIGTERM, _exit_quietly)
+    signal.signal(signal.SIGINT, _exit_quietly)
     try:
         if not args.no_migrate:
             asyncio.run(_migrate(settings))
@@ -180,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # pgserver logs every initdb/pg_ctl command line and its output at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     code: int = args.func(args)
     return code
 

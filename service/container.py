@@ -9,6 +9,7 @@ from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
 from service.limits import Limit, RateLimiter
+from service.mfa import MfaService
 from service.passwords import PasswordHasher
 from service.persistence.db import Database
 from service.pins import PinService
@@ -28,6 +29,7 @@ class Services:
     sessions: SessionStore
     pins: PinService
     limits: RateLimiter
+    mfa: MfaService
 
     async def check_ready(self) -> dict[str, bool]:
         """Ask both stores, at once, whether they answer."""
@@ -61,14 +63,16 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(db)
     keys = settings.keys
+    accounts = AccountService(db, PasswordHasher(settings.password_hash_concurrency))
+    sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
     return Services(
         settings=settings,
         db=db,
         redis=redis,
         audit=audit,
-        accounts=AccountService(db, PasswordHasher(settings.password_hash_concurrency)),
+        accounts=accounts,
         agents=AgentService(db, audit),
-        sessions=SessionStore(redis, keys.session, settings.session_ttl_seconds),
+        sessions=sessions,
         pins=PinService(
             redis,
             audit,
@@ -93,5 +97,20 @@ async def open_services(settings: Settings) -> Services:
                     "verify_per_account",
                 )
             },
+        ),
+        mfa=MfaService(
+            db,
+            redis,
+            audit,
+            sessions,
+            accounts,
+            totp_key=keys.totp,
+            recovery_key=keys.recovery_code,
+            mfa_token_key=keys.mfa_token,
+            issuer=settings.mfa_totp_issuer,
+            token_ttl_seconds=settings.mfa_token_ttl_seconds,
+            token_max_attempts=settings.mfa_token_max_attempts,
+            account_max_failures=settings.mfa_account_max_failures,
+            lock_seconds=settings.mfa_lock_seconds,
         ),
     )

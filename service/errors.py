@@ -93,3 +93,74 @@ class Unavailable(ServiceError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+# Two-factor sign-in.
+
+
+class MfaRequired(ServiceError):
+    """Right password, 2FA on: the answer carries `mfa_token` for POST /v1/auth/token/mfa."""
+
+    status = 401
+    code = "mfa_required"
+    title = "Second factor required"
+    detail = (
+        "Two-factor sign-in is on for this account: send `mfa_token` with a code from the "
+        "authenticator app (or a recovery code) to POST /v1/auth/token/mfa."
+    )
+
+
+class InvalidCode(ServiceError):
+    """A wrong code from a signed-in user (enrollment confirmation, turning 2FA off)."""
+
+    status = 400
+    code = "invalid_code"
+    title = "Invalid code"
+    detail = "The code is not correct, has expired or was already used."
+
+
+class InvalidSecondFactor(ServiceError):
+    """A wrong code, or a dead `mfa_token`, at the second sign-in step."""
+
+    status = 401
+    code = "invalid_code"
+    title = "Invalid code"
+    detail = "The code is not correct, has expired or was already used."
+
+
+class MfaAlreadyEnabled(ServiceError):
+    status = 409
+    code = "mfa_already_enabled"
+    title = "Two-factor sign-in already on"
+    detail = "Two-factor sign-in is already on; turn it off first to enroll a new authenticator."
+
+
+class MfaNotEnabled(ServiceError):
+    status = 409
+    code = "mfa_not_enabled"
+    title = "Two-factor sign-in is off"
+    detail = "Two-factor sign-in is not on for this account."
+
+
+class MfaEnrollmentNotStarted(ServiceError):
+    status = 409
+    code = "mfa_enrollment_not_started"
+    title = "No enrollment to confirm"
+    detail = "Start enrollment with POST /v1/me/mfa/totp first."
+
+
+class MfaLocked(ServiceError):
+    """Too many wrong second-factor codes for the account: refused until the lock expires."""
+
+    status = 429
+    code = "mfa_locked"
+    title = "Too many wrong codes"
+    detail = "Too many wrong codes for this account; two-factor sign-in is refused for a while."
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = max(1, retry_after)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}

@@ -21,6 +21,7 @@ class DerivedKeys:
     mfa_token: bytes
     totp: bytes
     rate_limit: bytes
+    recovery_code: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -30,6 +31,7 @@ class DerivedKeys:
             mfa_token=_derive(secret, b"support-pin/mfa-token-hmac/v1"),
             totp=_derive(secret, b"support-pin/totp-encryption/v1"),
             rate_limit=_derive(secret, b"support-pin/rate-limit-hmac/v1"),
+            recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
         )
 
     def __repr__(self) -> str:

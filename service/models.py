@@ -32,6 +32,13 @@ class EventType(StrEnum):
     LOCKED = "locked"
     AGENT_CREATED = "agent_created"
     AGENT_REVOKED = "agent_revoked"
+    # Two-factor sign-in.
+    MFA_ENABLED = "mfa_enabled"
+    MFA_DISABLED = "mfa_disabled"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
+    MFA_FAILED = "mfa_failed"  # a wrong second-factor code (reason: sign_in or disable)
+    MFA_LOCKED = "mfa_locked"  # too many wrong codes: second-factor sign-in refused a while
 
 
 ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = (
@@ -40,6 +47,11 @@ ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = (
     EventType.VERIFIED,
     EventType.VERIFY_FAILED,
     EventType.LOCKED,
+    EventType.MFA_ENABLED,
+    EventType.MFA_DISABLED,
+    EventType.RECOVERY_CODE_USED,
+    EventType.RECOVERY_CODES_REGENERATED,
+    EventType.MFA_LOCKED,
 )
 
 

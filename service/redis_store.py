@@ -42,6 +42,24 @@ class Keys:
     def session(self, token_digest: str) -> str:
         return f"{self.prefix}sess:{{{token_digest}}}"
 
+    def account_sessions(self, account_id: str) -> str:
+        """Set of the session digests of an account (to end them all at once)."""
+        return f"{self.prefix}sessidx:{{{account_id}}}"
+
+    # Two-factor sign-in.
+    def mfa_token(self, token_digest: str) -> str:
+        return f"{self.prefix}mfatok:{{{token_digest}}}"
+
+    def mfa_failures(self, account_id: str) -> str:
+        return f"{self.prefix}mfafail:{{{account_id}}}"
+
+    def mfa_lock(self, account_id: str) -> str:
+        return f"{self.prefix}mfalock:{{{account_id}}}"
+
+    def totp_step(self, account_id: str, step: int) -> str:
+        """Present while an accepted TOTP time-step could still be valid (replay guard)."""
+        return f"{self.prefix}totpstep:{{{account_id}}}:{step}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         # One key per script call, so no hash tag is needed; braces keep the slot per subject.
         return f"{self.prefix}rl:{limit}:{{{subject}}}"

@@ -59,8 +59,15 @@ class Settings(BaseSettings):
 
     # Sign-in.
     session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86_400)
-    password_min_length: int = Field(default=12, ge=8, le=128)
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # Two-factor sign-in (TOTP and recovery codes, issue 3).
+    mfa_totp_issuer: str = Field(default="Support PIN", min_length=1, max_length=64)
+    mfa_token_ttl_seconds: int = Field(default=300, ge=30, le=900)
+    mfa_token_max_attempts: int = Field(default=5, ge=1, le=10)
+    # Consecutive wrong second-factor codes per account, across sign-ins (NIST: at most 100).
+    mfa_account_max_failures: int = Field(default=20, ge=1, le=100)
+    mfa_lock_seconds: int = Field(default=3600, ge=60, le=86_400)
 
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -123,6 +130,14 @@ class Settings(BaseSettings):
             # An allow-list: exact scheme://host[:port], no wildcard, no path.
             if not _ORIGIN.match(origin):
                 raise ValueError(f"CORS origin must look like https://host[:port]: {origin!r}")
+        return value
+
+    @field_validator("mfa_totp_issuer")
+    @classmethod
+    def _issuer_fits_otpauth_label(cls, value: str) -> str:
+        # The issuer is part of the otpauth:// label "Issuer:account", so ':' would split it.
+        if ":" in value or value.strip() != value:
+            raise ValueError("MFA_TOTP_ISSUER must not contain ':' or surrounding spaces")
         return value
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import redis.asyncio
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
@@ -64,8 +65,9 @@ async def db_url(stores: TestStores) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-def make_settings(db_url: str, stores: TestStores) -> Callable[..., Settings]:
-    """Settings on the test stores, with a Redis key prefix of this test's own."""
+async def make_settings(db_url: str, stores: TestStores) -> AsyncIterator[Callable[..., Settings]]:
+    """Settings on the test stores, with a Redis key prefix of this test's own (its keys are
+    deleted afterwards; nothing else in that Redis is touched)."""
     prefix = f"test:{secrets.token_hex(6)}:"
 
     def build(**overrides: Any) -> Settings:
@@ -80,7 +82,13 @@ def make_settings(db_url: str, stores: TestStores) -> Callable[..., Settings]:
         }
         return Settings(**values)
 
-    return build
+    yield build
+    client = redis.asyncio.Redis.from_url(stores.redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            await client.unlink(key)
+    finally:
+        await client.aclose()
 
 
 @dataclass

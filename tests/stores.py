@@ -23,6 +23,8 @@ DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 @dataclass(frozen=True)
 class TestStores:
+    __test__ = False  # a value, not a test class
+
     postgres_admin_url: str  # a database we may CREATE/DROP other databases from
     redis_url: str
     embedded: bool

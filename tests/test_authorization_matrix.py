@@ -97,6 +97,18 @@ ROWS: tuple[Row, ...] = (
         agent_only(200),
         json=lambda ctx: {"email": ctx.email, "pin": "000000"},
     ),
+    # Two-factor sign-in (the users here have not turned it on, hence the 409s).
+    Row(
+        "POST",
+        "/v1/auth/token/mfa",
+        public(401),  # a made-up mfa_token is refused whoever sends it
+        json=lambda ctx: {"mfa_token": "spm_made-up", "code": "000000"},
+    ),
+    Row("GET", "/v1/me/mfa", user_only(200)),
+    Row("POST", "/v1/me/mfa/totp", user_only(201)),
+    Row("POST", "/v1/me/mfa/totp/confirm", user_only(409), json=lambda ctx: {"code": "000000"}),
+    Row("DELETE", "/v1/me/mfa/totp", user_only(409), json=lambda ctx: {"code": "000000"}),
+    Row("POST", "/v1/me/mfa/recovery-codes", user_only(409), json=lambda ctx: {"code": "000000"}),
 )
 
 
@@ -183,5 +195,9 @@ async def test_authorization_matrix(harness_factory: HarnessFactory, row: Row) -
             assert user["email"] not in response.text
             assert user["id"] not in response.text
         if response.status_code == 401:
-            assert response.json()["code"] in ("unauthenticated", "invalid_credentials")
+            assert response.json()["code"] in (
+                "unauthenticated",
+                "invalid_credentials",
+                "invalid_code",
+            )
     assert got == row.expected

@@ -76,7 +76,7 @@ def leaks(text: str, secrets_used: dict[str, str]) -> list[str]:
     return found
 
 
-class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]  # stream type varies
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg,unused-ignore]  # generic in typeshed, not at runtime
     """Writes to whatever `sys.stderr` is at the time (pytest swaps it between phases)."""
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -1,21 +1,41 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Response, status
 
 from api.deps import ClientAddress, CurrentUser, ServicesDep
 from api.problems import problem_responses
 from schemas.auth import PasswordGrantForm, TokenOut
+from schemas.mfa import InvalidCodeProblem, MfaRequiredProblem, MfaTokenIn
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+def _with_401(model: type, description: str, *others: int) -> dict[int | str, dict[str, Any]]:
+    responses = problem_responses(*others)
+    responses[401] = {"model": model, "description": description}
+    return responses
 
 
 @router.post(
     "/token",
     summary="Sign in with email and password (OAuth2 password grant)",
+    description=(
+        "With two-factor sign-in on and the right password, the answer is 401 `mfa_required` "
+        "with an `mfa_token` (single use, valid 5 minutes) instead of a token: finish at "
+        "POST /v1/auth/token/mfa."
+    ),
     response_model=TokenOut,
-    responses=problem_responses(400, 401, 413, 422, 429, 503),
+    responses=_with_401(
+        MfaRequiredProblem,
+        "`invalid_credentials`; or `mfa_required` with `mfa_token` (the password was right)",
+        400,
+        413,
+        422,
+        429,
+        503,
+    ),
 )
 async def create_token(
     form: Annotated[PasswordGrantForm, Form()],
@@ -25,7 +45,26 @@ async def create_token(
     # Before the password is hashed: a refused try costs no argon2 work and reveals nothing.
     await services.limits.sign_in(address=address, email=form.username)
     account_id = await services.accounts.authenticate(form.username, form.password)
-    token = await services.sessions.create(account_id)
+    token = await services.mfa.sign_in_with_password(account_id)
+    return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)
+
+
+@router.post(
+    "/token/mfa",
+    summary="Second sign-in step: an mfa_token and a TOTP or recovery code",
+    description=(
+        "`code` is the current code from the authenticator app or one unused recovery code "
+        "(which is then spent). 401 `invalid_code` for a wrong code or a dead `mfa_token` "
+        "(`attempts_left` says how many more codes it takes); 429 `mfa_locked` when the "
+        "account's wrong-code limit is reached (`Retry-After`)."
+    ),
+    response_model=TokenOut,
+    responses=_with_401(
+        InvalidCodeProblem, "`invalid_code`: wrong code or dead mfa_token", 400, 413, 422, 429, 503
+    ),
+)
+async def create_token_with_code(body: MfaTokenIn, services: ServicesDep) -> TokenOut:
+    token = await services.mfa.sign_in_with_code(body.mfa_token, body.code)
     return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)
 
 

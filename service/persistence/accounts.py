@@ -30,7 +30,15 @@ async def account_by_email(conn: Connection, email: str) -> asyncpg.Record | Non
 
 
 async def account_by_id(conn: Connection, account_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT {_COLUMNS} FROM accounts WHERE id = $1", account_id)  # noqa: S608 (constant)
+    """The account with `mfa_enabled` (two-factor sign-in on)."""
+    return await conn.fetchrow(
+        f"""SELECT {_COLUMNS}, EXISTS (
+                SELECT 1 FROM account_totp t
+                WHERE t.account_id = accounts.id AND t.enabled_at IS NOT NULL
+            ) AS mfa_enabled
+            FROM accounts WHERE id = $1""",  # noqa: S608 (constant)
+        account_id,
+    )
 
 
 async def account_id_by_email(conn: Connection, email: str) -> UUID | None:

@@ -6,7 +6,8 @@ asyncpg, redis, httpx and service loggers. Everything is captured twice: every L
 (message, arguments, extra fields, exception text) through caplog, and everything written to
 stdout/stderr through capfd (with a stderr handler on the root logger). Both are searched for
 each secret used: passwords (right and wrong), session tokens, agent keys (active and
-revoked) and PINs (as issued and as an agent might type them, with a space).
+revoked), PINs (as issued and as an agent might type them, with a space), and for two-factor
+sign-in the TOTP secret, TOTP codes (right and wrong), mfa_tokens and recovery codes.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import logging
 import re
 import secrets
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 import uvicorn
 
@@ -265,6 +268,67 @@ async def test_no_secret_in_logs_or_problem_documents(
     assert (await call("GET", "/v1/me", headers=agent)).status_code == 401
     assert (await call("GET", "/v1/me", headers=user)).status_code == 200
     assert (await call("GET", "/readyz")).status_code == 200
+
+    # Two-factor sign-in, on an account of its own (the first one is rate-limited by now):
+    # enroll, confirm, sign in with a TOTP code (after a wrong one) and with a recovery code,
+    # replace the recovery codes, turn it off.
+    email_2fa = f"hygiene-2fa-{uuid.uuid4().hex[:10]}@example.com"
+    used["2FA password"] = password_2fa = "pw-" + secrets.token_urlsafe(18)
+    account = {"email": email_2fa, "password": password_2fa}
+    assert (await call("POST", "/v1/accounts", json=account)).status_code == 201
+    form = {"username": email_2fa, "password": password_2fa}
+    first = await call("POST", "/v1/auth/token", data=form)
+    handed_out.append(first)
+    used["2FA session token"] = first.json()["access_token"]
+    mfa_user = {"Authorization": f"Bearer {first.json()['access_token']}"}
+    enrollment = await call("POST", "/v1/me/mfa/totp", headers=mfa_user)
+    assert enrollment.status_code == 201
+    handed_out.append(enrollment)
+    used["TOTP secret"] = enrollment.json()["secret"]
+    totp = pyotp.TOTP(enrollment.json()["secret"])
+    now = time.time()
+    used["TOTP code (confirm)"] = totp.at(now)
+    confirmed = await call(
+        "POST", "/v1/me/mfa/totp/confirm", headers=mfa_user, json={"code": totp.at(now)}
+    )
+    assert confirmed.status_code == 200, confirmed.text
+    handed_out.append(confirmed)
+    recovery = confirmed.json()["recovery_codes"]
+    valid_now = {totp.at(now + drift) for drift in (-60, -30, 0, 30, 60)}
+    used["wrong TOTP code"] = wrong_code = next(
+        f"{n:06d}" for n in range(1, 100) if f"{n:06d}" not in valid_now
+    )
+    for code in (wrong_code, totp.at(now + 30), recovery[0]):
+        step_one = await call("POST", "/v1/auth/token", data=form)
+        assert step_one.status_code == 401
+        assert step_one.json()["code"] == "mfa_required"
+        handed_out.append(step_one)  # the mfa_token is handed out in this problem document
+        used[f"mfa token {len(used)}"] = step_one.json()["mfa_token"]
+        step_two = await call(
+            "POST",
+            "/v1/auth/token/mfa",
+            json={"mfa_token": step_one.json()["mfa_token"], "code": code},
+        )
+        if code == wrong_code:
+            assert step_two.status_code == 401
+        else:
+            assert step_two.status_code == 200, step_two.text
+            handed_out.append(step_two)
+            used[f"2FA session token {len(used)}"] = step_two.json()["access_token"]
+    used["TOTP code (sign-in)"] = totp.at(now + 30)
+    replaced = await call(
+        "POST", "/v1/me/mfa/recovery-codes", headers=mfa_user, json={"code": recovery[1]}
+    )
+    assert replaced.status_code == 200, replaced.text
+    handed_out.append(replaced)
+    new_recovery = replaced.json()["recovery_codes"]
+    assert (await call("GET", "/v1/me/mfa", headers=mfa_user)).status_code == 200
+    turned_off = await call(
+        "DELETE", "/v1/me/mfa/totp", headers=mfa_user, json={"code": new_recovery[0]}
+    )
+    assert turned_off.status_code == 204, turned_off.text
+    for index, code in enumerate(recovery + new_recovery):
+        used[f"recovery code {index}"] = code
 
     # Logout, then the dead token.
     assert (await call("POST", "/v1/auth/logout", headers=user)).status_code == 204

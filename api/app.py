@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +14,10 @@ from fastapi.routing import APIRoute
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me, mfa
+from api.web import install_web
+from service import metrics
 from service.container import open_services
+from service.logs import configure_logging
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; stores are opened by the lifespan, never at import time."""
     settings = settings or Settings()
+    # Here rather than only in the CLI: each uvicorn worker process builds its own app.
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await services.close()
+            metrics.mark_process_dead(os.getpid())
 
     app = FastAPI(
         title="Support PIN service",
@@ -51,6 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        # /docs and /redoc are served by api/web.py from local files (no CDN), with a CSP.
+        docs_url=None,
+        redoc_url=None,
     )
     install_problem_handlers(app)
     for router in (
@@ -62,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agent.router,
     ):
         app.include_router(router)
+    install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_allow_origins:

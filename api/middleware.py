@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import time
 import uuid
 from collections.abc import Iterable
 
+import structlog
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
+from service import metrics
 from service.audit import request_id_var
+from service.logs import get_logger
 
-log = logging.getLogger("support_pin.access")
+log = get_logger("support_pin.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -34,7 +36,8 @@ API_SECURITY_HEADERS: tuple[tuple[str, str], ...] = (
 
 class RequestContextMiddleware:
     """Gives each request an id (from `X-Request-ID` when well-formed), returns it, adds the
-    security headers, and writes one access-log line per request."""
+    security headers, counts the request in the metrics and writes one access-log line
+    (method, route template, status, duration, request id: never a body, header or query)."""
 
     def __init__(
         self,
@@ -52,8 +55,30 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        # Every log line written while answering carries the request id.
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        recorded = False
+
+        def record() -> None:
+            # Once per request, before the last byte goes out: whoever saw the answer can
+            # already see it in the metrics and the log.
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            seconds = time.perf_counter() - started
+            route = _route_template(scope)
+            metrics.record_request(scope["method"], route, status, seconds)
+            log.info(
+                "request",
+                method=scope["method"],
+                route=route,
+                status=status,
+                duration_ms=round(seconds * 1000, 2),
+                request_id=request_id,
+            )
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -64,23 +89,24 @@ class RequestContextMiddleware:
                 for name, value in (*API_SECURITY_HEADERS, *self.extra_headers):
                     if name not in headers:
                         headers[name] = value
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                record()
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            record()  # no complete answer (an error or a client gone): still one line
             request_id_var.reset(token)
-            route = scope.get("route")
-            log.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "route": getattr(route, "path", None) or "unmatched",
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": request_id,
-                },
-            )
+            structlog.contextvars.reset_contextvars(**bound)
+
+
+def _route_template(scope: Scope) -> str:
+    # The template (`/v1/me/support-pin`), never the raw path: bounded label values, and no
+    # identifiers or query strings in metrics or logs.
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 class BodyLimitMiddleware:

@@ -9,9 +9,12 @@ import os
 import secrets
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from service.embedded import EmbeddedStores, start_embedded
+from service.logs import configure_logging
 from service.settings import Settings
 
 log = logging.getLogger("support_pin.cli")
@@ -73,18 +76,38 @@ async def _ensure_demo(settings: Settings) -> None:
         await services.close()
 
 
-def _exit_quietly(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)
+def _multiprocess_metrics_dir(workers: int) -> tempfile.TemporaryDirectory[str] | None:
+    """With several workers, each one writes its metric samples to a shared folder (which
+    must be set before prometheus_client is imported in the workers, and start empty)."""
+    from service.metrics import MULTIPROC_ENV
+
+    if workers <= 1:
+        return None
+    configured = os.environ.get(MULTIPROC_ENV)
+    if configured:
+        # Ops chose the folder; stale files from an earlier run would be summed in.
+        for stale in Path(configured).glob("*.db"):
+            stale.unlink()
+        return None
+    folder = tempfile.TemporaryDirectory(prefix="support-pin-metrics-")
+    os.environ[MULTIPROC_ENV] = folder.name
+    return folder
+
+
+def _exit_after_shutdown(signum: int, _: object) -> None:
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings, embedded = _settings_with_stores()
-    # uvicorn re-raises SIGTERM/SIGINT once it has shut down gracefully; turn that into a
-    # normal exit so the embedded servers below are stopped too.
-    signal.signal(signal.SIGTERM, _exit_quietly)
-    signal.signal(signal.SIGINT, _exit_quietly)
+    metrics_dir = _multiprocess_metrics_dir(args.workers)
+    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then raises the signal again; by
+    # then the shutdown is complete, so exit with 0 and let the clean-up below (embedded
+    # servers included) run.
+    signal.signal(signal.SIGTERM, _exit_after_shutdown)
+    signal.signal(signal.SIGINT, _exit_after_shutdown)
     try:
         if not args.no_migrate:
             asyncio.run(_migrate(settings))
@@ -97,6 +120,10 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level.lower(),
+            # Logging is ours (service/logs.py, set up by the app in every worker); the
+            # access log is written by api/middleware.py, so uvicorn's is off.
+            log_config=None,
+            access_log=False,
             proxy_headers=False,
             server_header=False,
             timeout_graceful_shutdown=args.graceful_timeout,
@@ -104,6 +131,8 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+        if metrics_dir is not None:
+            metrics_dir.cleanup()
     return 0
 
 
@@ -188,9 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # pgserver logs every initdb/pg_ctl command line and its output at INFO.
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
     code: int = args.func(args)
     return code
 

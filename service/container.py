@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from service import metrics
 from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
@@ -51,6 +52,7 @@ async def open_services(settings: Settings) -> Services:
         min_size=settings.db_pool_min_size,
         max_size=settings.db_pool_max_size,
         timeout=settings.db_timeout_seconds,
+        on_error=metrics.record_store_error,
     )
     redis = RedisStore(
         make_client(
@@ -60,6 +62,8 @@ async def open_services(settings: Settings) -> Services:
             pool_size=settings.redis_pool_size,
         ),
         Keys(settings.redis_key_prefix),
+        timeout=settings.redis_timeout_seconds,
+        on_error=metrics.record_store_error,
     )
     audit = AuditLog(db)
     keys = settings.keys

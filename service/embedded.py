@@ -38,6 +38,8 @@ def start_embedded(data_dir: Path) -> EmbeddedStores:
             "DATABASE_URL/REDIS_URL are not set and the embedded servers are not installed: "
             "pip install 'support-pin[embedded]'"
         ) from exc
+    # pgserver logs every initdb/pg_ctl command line and its output at INFO.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from service import metrics
 from service.audit import AuditLog
 from service.errors import Unavailable
 from service.keys import keyed_digest
@@ -226,6 +227,7 @@ class PinService:
         await self._record_or_restore(
             [AuditEvent(EventType.ISSUED, account_id)], keys, touched=digest, snapshot=replaced
         )
+        metrics.PINS_ISSUED.inc()
         return IssuedPin(pin=pin, expires_at=_from_ms(expires_ms), ttl_seconds=self.ttl_seconds)
 
     async def status(self, account_id: UUID) -> PinStatus:
@@ -259,6 +261,7 @@ class PinService:
             await self._audit.record(
                 AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
             )
+            metrics.VERIFICATIONS.labels("invalid").inc()
             return Verification(valid=False, account_id=None, verified_at=None)
 
         keys = self._account_keys(account_id)
@@ -292,6 +295,9 @@ class PinService:
             failures=(failures, failures_pttl) if evaluated else None,
             unlock=outcome == "locked",
         )
+        metrics.VERIFICATIONS.labels(metrics.verification_outcome(outcome)).inc()
+        if outcome == "locked":
+            metrics.LOCKS.inc()
         if outcome == "valid":
             return Verification(valid=True, account_id=account_id, verified_at=at)
         return Verification(valid=False, account_id=None, verified_at=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -66,12 +67,15 @@ class Keys:
 
 
 def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:
-    """A client that fails within `timeout` and retries once (a restarted server leaves
-    stale pooled connections; one quick retry reconnects them)."""
+    """A client that fails within `timeout`. A connection error is retried once (a restarted
+    server leaves stale pooled connections; one quick retry reconnects them); a timeout is
+    not retried, so a hung server costs one timeout, not several."""
     common: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.01), 1),
+        "retry": Retry(
+            ExponentialBackoff(cap=0.05, base=0.01), 1, supported_errors=(RedisConnectionError,)
+        ),
         "decode_responses": False,
     }
     if cluster:
@@ -93,15 +97,20 @@ class RedisStore:
         client: RedisClient,
         keys: Keys,
         on_error: Callable[[str], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.client = client
         self.keys = keys
+        self.timeout = timeout
         self._on_error = on_error
 
     @asynccontextmanager
     async def guard(self) -> AsyncIterator[None]:
+        """Bound one step by the timeout (socket timeouts alone do not cover the cluster
+        client's own retries and slot refreshes) and turn outages into `Unavailable`."""
         try:
-            yield
+            async with asyncio.timeout(self.timeout):
+                yield
         except _UNAVAILABLE as exc:
             if self._on_error is not None:
                 self._on_error("redis")

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     # Front-end origins (comma-separated, e.g. https://app.example.com) allowed by CORS.
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # Operations (issue 6): log rendering. `auto` = JSON lines unless stderr is a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
+
     @field_validator("secret_key")
     @classmethod
     def _secret_key_long_enough(cls, value: SecretStr) -> SecretStr:

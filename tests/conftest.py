@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery staple"
 
 # Every test client comes from one address, and some tests sign in or sign up many times:
 # rate limits are generous unless a test sets its own (tests/test_rate_limits.py does).
-GENEROUS_RATE_LIMITS = {
+GENEROUS_RATE_LIMITS: dict[str, Any] = {
     f"rate_limit_{name}": "10000/minute"
     for name in (
         "sign_in_per_account",
@@ -75,6 +75,7 @@ async def make_settings(db_url: str, stores: TestStores) -> AsyncIterator[Callab
             "environment": "test",
             "database_url": db_url,
             "redis_url": stores.redis_url,
+            "redis_cluster": stores.redis_cluster,
             "redis_key_prefix": prefix,
             "secret_key": "test-secret-key-" + "x" * 32,
             **GENEROUS_RATE_LIMITS,

@@ -28,6 +28,7 @@ class TestStores:
     postgres_admin_url: str  # a database we may CREATE/DROP other databases from
     redis_url: str
     embedded: bool
+    redis_cluster: bool = False
 
 
 def _postgres_answers(url: str) -> bool:
@@ -53,6 +54,24 @@ def _redis_answers(url: str) -> bool:
 
 @contextlib.contextmanager
 def test_stores() -> Iterator[TestStores]:
+    if os.environ.get("TEST_REDIS_CLUSTER", "").lower() in ("1", "true", "yes"):
+        # The whole suite on a Redis Cluster of its own (three masters on loopback).
+        from tests.own_stores import redis_cluster
+
+        with test_stores_single() as single, redis_cluster(3) as nodes:
+            yield TestStores(
+                single.postgres_admin_url,
+                f"redis://127.0.0.1:{nodes.ports[0]}/0",
+                single.embedded,
+                redis_cluster=True,
+            )
+        return
+    with test_stores_single() as single:
+        yield single
+
+
+@contextlib.contextmanager
+def test_stores_single() -> Iterator[TestStores]:
     postgres_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES)
     redis_url = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS)
     pg_ok, redis_ok = _postgres_answers(postgres_url), _redis_answers(redis_url)

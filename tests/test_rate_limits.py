@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from ipaddress import ip_network
 
 import httpx
 import pytest
+import redis
 
 from api.deps import forwarded_client
 from service.settings import Settings
 from tests.conftest import PASSWORD, Harness, HarnessFactory
+from tests.own_stores import redis_cluster
 
 # Small enough to wait out in a test, wide enough that three argon2 sign-ins on a loaded
 # 2-core CI machine still fall inside one window.
@@ -237,3 +240,46 @@ def test_trusted_proxies_setting_parses_lists() -> None:
     ]
     with pytest.raises(ValueError, match="does not appear to be"):
         Settings(trusted_proxies="not-a-network")
+
+
+@pytest.fixture(scope="module")
+def cluster_ports() -> Iterator[list[int]]:
+    with redis_cluster(3) as nodes:
+        yield nodes.ports
+
+
+async def test_limits_on_a_redis_cluster(
+    harness_factory: HarnessFactory, cluster_ports: list[int]
+) -> None:
+    """REDIS_CLUSTER=true: each limit is one single-key script, so it works whichever node
+    owns the key, and the limits of many accounts spread over the nodes."""
+    h = await harness_factory(
+        redis_url=f"redis://127.0.0.1:{cluster_ports[0]}/0",
+        redis_cluster=True,
+        rate_limit_pin_issue_per_account=TIGHT,
+        rate_limit_verify_per_account=TIGHT,
+    )
+    assert type(h.services.redis.client).__name__ == "RedisCluster"
+    _, agent = await h.agent()
+    for _ in range(6):
+        email, user = await h.user()
+        await h.issue_pin(user)
+        pin = await h.issue_pin(user)
+        assert_rate_limited(await h.client.post("/v1/me/support-pin", headers=user))
+        wrong = "1" * len(pin) if pin != "1" * len(pin) else "2" * len(pin)
+        await h.verify(agent, email, wrong)
+        await h.verify(agent, email, wrong)
+        refused = await h.client.post(
+            "/v1/agent/verifications", headers=agent, json={"email": email, "pin": pin}
+        )
+        assert_rate_limited(refused)
+    prefix = h.services.redis.keys.prefix
+    owners = set()
+    for port in cluster_ports:
+        node = redis.Redis(host="127.0.0.1", port=port)
+        try:
+            if any(True for _ in node.scan_iter(match=f"{prefix}rl:*", count=1000)):
+                owners.add(port)
+        finally:
+            node.close()
+    assert len(owners) >= 2, owners

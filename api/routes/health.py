@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import ServicesDep
 from schemas.health import HealthOut, ReadinessOut
+from service import metrics
 
 router = APIRouter(tags=["health"])
 
@@ -25,3 +26,11 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     ready = all(checks.values())
     body = ReadinessOut(status="ready" if ready else "unavailable", **checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+# Left out of the OpenAPI document: it is for Prometheus, not for API clients (and ops keep
+# it off the public load balancer).
+@router.get("/metrics", include_in_schema=False)
+async def get_metrics() -> Response:
+    body, media_type = metrics.exposition()
+    return Response(body, media_type=media_type)

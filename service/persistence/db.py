@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -67,7 +68,10 @@ class Database:
         return cls(pool, timeout, on_error)
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await asyncio.wait_for(self.pool.close(), timeout=self.timeout)
+        except (*_UNAVAILABLE, asyncpg.PostgresError):
+            self.pool.terminate()  # a hung server must not hold up shutdown
 
     def _failed(self, exc: BaseException) -> Unavailable:
         if self._on_error is not None:
@@ -77,17 +81,52 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Connection]:
-        """A pooled connection; store outages surface as `Unavailable`."""
+        """A pooled connection; store outages surface as `Unavailable`.
+
+        One deadline (the timeout) covers acquiring the connection and the caller's work on
+        it, so a Postgres that hangs (stopped, or a network black hole) costs a request at
+        most the timeout. A connection that failed or ran out of time is closed, not pooled:
+        asyncpg would otherwise wait for a query cancellation that a hung server never
+        confirms."""
+        conn: PoolConnectionProxy[asyncpg.Record] | None = None
         try:
-            async with self.pool.acquire(timeout=self.timeout) as conn:
+            async with asyncio.timeout(self.timeout):
+                conn = await self.pool.acquire()
                 yield conn
         except _UNAVAILABLE as exc:
+            if conn is not None:
+                conn.terminate()
             raise self._failed(exc) from exc
+        except asyncio.CancelledError:
+            if conn is not None:
+                conn.terminate()  # cancelled mid-query: the connection's state is unknown
+            raise
+        finally:
+            if conn is not None:
+                await self._release(conn)
+
+    async def _release(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+        try:
+            await self.pool.release(conn, timeout=self.timeout)
+        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+            # asyncpg has already closed the connection; the pool opens a fresh one later.
+            log.warning("postgres connection dropped on release: %s", type(exc).__name__)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+        async with self.connection() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                yield conn
+            except (*_UNAVAILABLE, asyncio.CancelledError):
+                # No ROLLBACK on a connection that timed out or broke: it is closed instead,
+                # which ends the transaction server-side, and a ROLLBACK could wait again.
+                raise
+            except BaseException:
+                await tx.rollback()
+                raise
+            await tx.commit()
 
     async def must_write(self, write: Callable[[Connection], Awaitable[T]]) -> T:
         """Run a write that the caller cannot answer without: any refusal becomes `Unavailable`."""

@@ -248,6 +248,7 @@ def cluster_ports() -> Iterator[list[int]]:
         yield nodes.ports
 
 
+@pytest.mark.slow  # starts a cluster of its own (CI's cluster pass runs the rest again)
 async def test_limits_on_a_redis_cluster(
     harness_factory: HarnessFactory, cluster_ports: list[int]
 ) -> None:

@@ -57,6 +57,7 @@ def live(db_url: str, stores: test_stores_module.TestStores) -> Iterator[Live]:
         "ENVIRONMENT": "test",
         "DATABASE_URL": db_url,
         "REDIS_URL": stores.redis_url,
+        "REDIS_CLUSTER": "true" if stores.redis_cluster else "false",
         "REDIS_KEY_PREFIX": f"test:st:{uuid.uuid4().hex[:12]}:",
         "SECRET_KEY": "test-secret-key-" + "y" * 32,
         "LOG_LEVEL": "WARNING",

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -19,7 +20,16 @@ from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+# RedisClusterException: the cluster client's "cannot be connected" when no node answers
+# while it (re)discovers the slots (a 500 in the rate limiter, the first Redis step of a
+# verification, before this was here).
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 RedisClient = Redis | RedisCluster
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from api.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me, mfa
 from api.web import install_web
@@ -75,7 +75,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware)
+    if settings.cors_allow_origins:
+        # Bearer tokens, no cookies: credentials stay off, so no origin can ride a session.
+        app.add_middleware(
+            ProblemCORSMiddleware,
+            allow_origins=list(settings.cors_allow_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
+            allow_credentials=False,
+            max_age=600,
+        )
+    extra_headers = []
+    if settings.hsts_seconds:
+        extra_headers.append(
+            ("strict-transport-security", f"max-age={settings.hsts_seconds}; includeSubDomains")
+        )
+    app.add_middleware(RequestContextMiddleware, extra_headers=extra_headers)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 from uuid import UUID
 
@@ -73,3 +75,49 @@ async def current_agent(
 
 CurrentUser = Annotated[UserSession, Depends(current_user)]
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
+
+
+def forwarded_client(
+    peer: str, forwarded_for: list[str], trusted: Sequence[IPv4Network | IPv6Network]
+) -> str:
+    """The client address: the socket peer, unless the peer is a trusted proxy; then the
+    right-most X-Forwarded-For address that is not itself a trusted proxy. Entries left of it
+    are whatever the client chose to send and are never believed."""
+    current = peer
+    hops = [part.strip() for header in forwarded_for for part in header.split(",")]
+    while _is_trusted(current, trusted) and hops:
+        candidate = _strip_port(hops.pop())
+        try:
+            current = str(ip_address(candidate))
+        except ValueError:
+            return current  # garbage from behind the last trusted hop: stop at that hop
+    return current
+
+
+def _strip_port(hop: str) -> str:
+    """`1.2.3.4:5678` and `[2001:db8::1]:443` (some proxies add the port) → the address."""
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:
+        return hop.split(":", 1)[0]
+    return hop
+
+
+def _is_trusted(address: str, trusted: Sequence[IPv4Network | IPv6Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_address(request: Request, services: ServicesDep) -> str:
+    """The address per-address limits count against (see `TRUSTED_PROXIES`)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = services.settings.trusted_proxies
+    if not trusted:
+        return peer
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+ClientAddress = Annotated[str, Depends(client_address)]

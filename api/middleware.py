@@ -9,7 +9,9 @@ import uuid
 from collections.abc import Iterable
 
 import structlog
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
@@ -171,6 +173,32 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ProblemCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS allow-list, with a refused preflight answered as a problem document
+    like every other 4xx of the API (Starlette answers it in plain text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        detail = bytes(response.body).decode()  # "Disallowed CORS origin, method"
+        headers = {
+            k: v for k, v in response.headers.items() if k.lower().startswith("access-control-")
+        }
+        return JSONResponse(
+            {
+                "type": PROBLEM_TYPE_BASE + "cors_refused",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": detail + ".",
+                "code": "cors_refused",
+            },
+            status_code=400,
+            headers=headers,
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -91,6 +91,8 @@ class AccountService:
         return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
 
     async def id_by_email(self, email: str) -> UUID | None:
+        if not storable_text(email):
+            return None  # PostgreSQL would refuse it (a 500, found by schemathesis)
         normalized = normalize_email(email)
         cache_key = self._email_cache_key(normalized)
         async with self._redis.guard():

@@ -9,6 +9,7 @@ from service import metrics
 from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
+from service.limits import Limit, RateLimiter
 from service.mfa import MfaService
 from service.passwords import PasswordHasher
 from service.persistence.db import Database
@@ -28,6 +29,7 @@ class Services:
     agents: AgentService
     sessions: SessionStore
     pins: PinService
+    limits: RateLimiter
     mfa: MfaService
 
     async def check_ready(self) -> dict[str, bool]:
@@ -86,6 +88,21 @@ async def open_services(settings: Settings) -> Services:
             max_attempts=settings.pin_max_attempts,
             account_max_failures=settings.account_max_failures,
             account_lock_seconds=settings.account_lock_seconds,
+        ),
+        limits=RateLimiter(
+            redis,
+            keys.rate_limit,
+            **{
+                name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
+                for name in (
+                    "sign_in_per_account",
+                    "sign_in_per_address",
+                    "account_create_per_address",
+                    "pin_issue_per_account",
+                    "verify_per_agent",
+                    "verify_per_account",
+                )
+            },
         ),
         mfa=MfaService(
             db,

@@ -20,6 +20,7 @@ class DerivedKeys:
     session: bytes
     mfa_token: bytes
     totp: bytes
+    rate_limit: bytes
     recovery_code: bytes
     lookup: bytes
 
@@ -30,6 +31,7 @@ class DerivedKeys:
             session=_derive(secret, b"support-pin/session-hmac/v1"),
             mfa_token=_derive(secret, b"support-pin/mfa-token-hmac/v1"),
             totp=_derive(secret, b"support-pin/totp-encryption/v1"),
+            rate_limit=_derive(secret, b"support-pin/rate-limit-hmac/v1"),
             recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
             lookup=_derive(secret, b"support-pin/lookup-hmac/v1"),
         )

@@ -26,6 +26,11 @@ _CONTEXT = CryptContext(
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# Sign-up accepts at most this many characters (4 bytes each in UTF-8 at worst = passlib's
+# 4096-byte ceiling); a longer sign-in password cannot be right and must not reach passlib,
+# which raises on it (found by schemathesis: it was a 500).
+PASSWORD_MAX_LENGTH = 1024
+
 # Hashing threads run at this nice level (Linux: per thread). The event loop keeps the CPU it
 # needs while a storm of sign-ins hashes on whatever is left, so other requests stay fast.
 HASHING_NICENESS = 10
@@ -78,6 +83,8 @@ class PasswordHasher:
 
     async def verify(self, password: str, password_hash: str | None) -> bool:
         """Constant-work check: with no stored hash, burn the same time and answer False."""
+        if len(password) > PASSWORD_MAX_LENGTH:
+            password, password_hash = password[:PASSWORD_MAX_LENGTH], None
         if password_hash is None:
             await self._run(_CONTEXT.verify, password, self._dummy_hash)
             return False

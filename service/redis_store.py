@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -21,7 +22,16 @@ from service.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+# RedisClusterException: the cluster client's "cannot be connected" when no node answers
+# while it (re)discovers the slots (a 500 in the rate limiter, the first Redis step of a
+# verification, before this was here).
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+)
 
 RedisClient = Redis | RedisCluster
 
@@ -85,6 +95,10 @@ class Keys:
     def account_by_email(self, email_digest: str) -> str:
         """Cached account id of an email (by a keyed digest: Redis holds no address)."""
         return f"{self.prefix}acctemail:{{{email_digest}}}"
+
+    def rate_limit(self, limit: str, subject: str) -> str:
+        # One key per script call, so no hash tag is needed; braces keep the slot per subject.
+        return f"{self.prefix}rl:{limit}:{{{subject}}}"
 
 
 def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> RedisClient:

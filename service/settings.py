@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from service.keys import DerivedKeys
+from service.limits import parse_limit
+
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _comma_list(value: Any) -> Any:
+    """`a, b` from the environment; a list or tuple passed in code is kept."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
 
 # A well-known value that lets development start with no set-up; production refuses it.
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
@@ -61,6 +74,22 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Abuse resistance (issue 5). Rate limits in the `limits` notation, counted in Redis so
+    # they hold across processes; a 429 never counts as a PIN guess.
+    rate_limit_sign_in_per_account: str = "10/minute"
+    rate_limit_sign_in_per_address: str = "60/minute"
+    rate_limit_account_create_per_address: str = "20/hour"
+    rate_limit_pin_issue_per_account: str = "10 per 10 minutes"
+    rate_limit_verify_per_agent: str = "120/minute"
+    rate_limit_verify_per_account: str = "30/minute"
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty = the
+    # socket peer is the client.
+    trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+    # Strict-Transport-Security max-age; 0 = no header (set it when served over HTTPS only).
+    hsts_seconds: int = Field(default=0, ge=0, le=2 * 365 * 86_400)
+    # Front-end origins (comma-separated, e.g. https://app.example.com) allowed by CORS.
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     # Operations (issue 6): log rendering. `auto` = JSON lines unless stderr is a terminal.
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -69,6 +98,41 @@ class Settings(BaseSettings):
     def _secret_key_long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters")
+        return value
+
+    @field_validator(
+        "rate_limit_sign_in_per_account",
+        "rate_limit_sign_in_per_address",
+        "rate_limit_account_create_per_address",
+        "rate_limit_pin_issue_per_account",
+        "rate_limit_verify_per_agent",
+        "rate_limit_verify_per_account",
+    )
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        parse_limit(value)
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> Any:
+        value = _comma_list(value)
+        if isinstance(value, tuple | list):
+            return tuple(ip_network(str(item), strict=False) for item in value)
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _origins_split(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _origins_exact(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            # An allow-list: exact scheme://host[:port], no wildcard, no path.
+            if not _ORIGIN.match(origin):
+                raise ValueError(f"CORS origin must look like https://host[:port]: {origin!r}")
         return value
 
     @field_validator("mfa_totp_issuer")

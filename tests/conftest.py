@@ -24,6 +24,20 @@ from tests.stores import TestStores, database_url, test_stores
 
 PASSWORD = "correct horse battery staple"
 
+# Every test client comes from one address, and some tests sign in or sign up many times:
+# rate limits are generous unless a test sets its own (tests/test_rate_limits.py does).
+GENEROUS_RATE_LIMITS: dict[str, Any] = {
+    f"rate_limit_{name}": "10000/minute"
+    for name in (
+        "sign_in_per_account",
+        "sign_in_per_address",
+        "account_create_per_address",
+        "pin_issue_per_account",
+        "verify_per_agent",
+        "verify_per_account",
+    )
+}
+
 
 @pytest.fixture(scope="session")
 def stores() -> Iterator[TestStores]:
@@ -64,6 +78,7 @@ async def make_settings(db_url: str, stores: TestStores) -> AsyncIterator[Callab
             "redis_cluster": stores.redis_cluster,
             "redis_key_prefix": prefix,
             "secret_key": "test-secret-key-" + "x" * 32,
+            **GENEROUS_RATE_LIMITS,
             **overrides,
         }
         return Settings(**values)

@@ -24,7 +24,7 @@ import pytest
 from service.container import open_services
 from service.persistence.migrations import migrate
 from service.settings import Settings
-from tests.conftest import PASSWORD
+from tests.conftest import GENEROUS_RATE_LIMITS, PASSWORD
 from tests.live import running_server, settings_env
 from tests.own_stores import own_stores
 from tests.stores import database_url
@@ -119,6 +119,9 @@ async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_pat
             secret_key="fault-test-secret-key-" + "x" * 32,
             db_timeout_seconds=TIMEOUT,
             redis_timeout_seconds=TIMEOUT,
+            # The traffic loops issue a PIN every 0.1 s per account: far past the per-account
+            # PIN limit, which is not what this test is about.
+            **GENEROUS_RATE_LIMITS,
         )
         services = await open_services(settings)
         try:

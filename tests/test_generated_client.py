@@ -80,7 +80,7 @@ async def test_agent_verification_flow_with_the_generated_client(
         assert account.status_code == 201
         token = create_token.sync(
             client=anonymous,
-            body=models.BodyCreateToken(username=email, password=PASSWORD),
+            body=models.PasswordGrantForm(username=email, password=PASSWORD),
         )
         assert isinstance(token, models.TokenOut)
         caller = clients.enter_context(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from api.deps import ServicesDep
+from api.deps import ClientAddress, ServicesDep
 from api.problems import problem_responses
 from schemas.accounts import AccountCreate, AccountOut
 
@@ -14,9 +14,12 @@ router = APIRouter(prefix="/v1", tags=["accounts"])
     summary="Create an account",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountOut,
-    responses=problem_responses(409, 413, 422, 429, 503),
+    responses=problem_responses(400, 409, 413, 422, 429, 503),
 )
-async def create_account(body: AccountCreate, services: ServicesDep) -> AccountOut:
+async def create_account(
+    body: AccountCreate, services: ServicesDep, address: ClientAddress
+) -> AccountOut:
+    await services.limits.account_create(address=address)
     account = await services.accounts.register(body.email, body.password)
     return AccountOut(
         id=account.id,

@@ -13,11 +13,13 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
     "/verifications",
     summary="Verify a caller's support PIN against the account being discussed",
     response_model=VerificationOut,
-    responses=problem_responses(401, 413, 422, 429, 503),
+    responses=problem_responses(400, 401, 413, 422, 429, 503),
 )
 async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, services: ServicesDep
 ) -> VerificationOut:
+    # Limits first: a refused request is not a guess and touches no PIN or failure counter.
+    await services.limits.verification(agent_id=agent.id, email=body.email)
     account_id = await services.accounts.id_by_email(body.email)
     result = await services.pins.verify(account_id, body.pin.replace(" ", ""), agent)
     return VerificationOut(

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Response, status
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import ClientAddress, CurrentUser, ServicesDep
 from api.problems import problem_responses
-from schemas.auth import TokenOut
+from schemas.auth import PasswordGrantForm, TokenOut
 from schemas.mfa import InvalidCodeProblem, MfaRequiredProblem, MfaTokenIn
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -31,6 +30,7 @@ def _with_401(model: type, description: str, *others: int) -> dict[int | str, di
     responses=_with_401(
         MfaRequiredProblem,
         "`invalid_credentials`; or `mfa_required` with `mfa_token` (the password was right)",
+        400,
         413,
         422,
         429,
@@ -38,8 +38,12 @@ def _with_401(model: type, description: str, *others: int) -> dict[int | str, di
     ),
 )
 async def create_token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], services: ServicesDep
+    form: Annotated[PasswordGrantForm, Form()],
+    services: ServicesDep,
+    address: ClientAddress,
 ) -> TokenOut:
+    # Before the password is hashed: a refused try costs no argon2 work and reveals nothing.
+    await services.limits.sign_in(address=address, email=form.username)
     account_id = await services.accounts.authenticate(form.username, form.password)
     token = await services.mfa.sign_in_with_password(account_id)
     return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)
@@ -56,7 +60,7 @@ async def create_token(
     ),
     response_model=TokenOut,
     responses=_with_401(
-        InvalidCodeProblem, "`invalid_code`: wrong code or dead mfa_token", 413, 422, 429, 503
+        InvalidCodeProblem, "`invalid_code`: wrong code or dead mfa_token", 400, 413, 422, 429, 503
     ),
 )
 async def create_token_with_code(body: MfaTokenIn, services: ServicesDep) -> TokenOut:

@@ -36,6 +36,7 @@ async def get_me(user: CurrentUser, services: ServicesDep) -> AccountOut:
     responses=problem_responses(401, 429, 503),
 )
 async def create_support_pin(user: CurrentUser, services: ServicesDep) -> PinOut:
+    await services.limits.pin_issue(account_id=user.account_id)
     issued = await services.pins.issue(user.account_id)
     return PinOut(pin=issued.pin, expires_at=issued.expires_at, ttl_seconds=issued.ttl_seconds)
 

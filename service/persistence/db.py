@@ -103,11 +103,11 @@ class Database:
                 yield conn
         except _UNAVAILABLE as exc:
             if conn is not None:
-                conn.terminate()
+                _terminate(conn)
             raise self._failed(exc) from exc
         except asyncio.CancelledError:
             if conn is not None:
-                conn.terminate()  # cancelled mid-query: the connection's state is unknown
+                _terminate(conn)  # cancelled mid-query: the connection's state is unknown
             raise
         finally:
             if conn is not None:
@@ -116,7 +116,7 @@ class Database:
     async def _release(self, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
         try:
             await self.pool.release(conn, timeout=self.timeout)
-        except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
+        except (*_UNAVAILABLE, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # asyncpg has already closed the connection; the pool opens a fresh one later.
             log.warning("postgres connection dropped on release: %s", type(exc).__name__)
 
@@ -147,3 +147,12 @@ class Database:
     async def ping(self) -> None:
         async with self.connection() as conn:
             await conn.fetchval("SELECT 1")
+
+
+def _terminate(conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+    """Close a broken connection, unless asyncpg already handed it back to the pool when it
+    broke (then `terminate()` raises InterfaceError: it was a 500 in the fault test)."""
+    try:
+        conn.terminate()
+    except asyncpg.InterfaceError:
+        log.warning("postgres connection already released when it failed")

@@ -1,0 +1,100 @@
+"""An unknown email and a wrong secret cannot be told apart: same status, same body, same
+headers, and response times whose medians stay within a wide factor of each other (the gap
+this guards against, a skipped argon2 or a skipped store round trip, is many times wider)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from tests.conftest import PASSWORD, Harness
+
+# Headers that differ per request by design.
+_PER_REQUEST = {"x-request-id", "date", "content-length"}
+
+
+def comparable(response: httpx.Response) -> tuple[int, str, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in _PER_REQUEST}
+    return response.status_code, response.text, headers
+
+
+def unknown_email() -> str:
+    return f"nobody-{uuid.uuid4().hex[:10]}@example.com"
+
+
+async def median_seconds(
+    cases: dict[str, Callable[[], Awaitable[httpx.Response]]], rounds: int
+) -> dict[str, float]:
+    """Median time per case over `rounds`, the cases interleaved so that load on the shared
+    machine falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, send in cases.items():
+            started = time.perf_counter()
+            await send()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+async def test_sign_in_answers_alike(h: Harness) -> None:
+    email = await h.signup()
+
+    def sign_in(username: str, password: str) -> Callable[[], Awaitable[httpx.Response]]:
+        return lambda: h.client.post(
+            "/v1/auth/token", data={"username": username, "password": password}
+        )
+
+    wrong_password = await sign_in(email, PASSWORD + "!")()
+    unknown = await sign_in(unknown_email(), PASSWORD)()
+    assert wrong_password.status_code == 401
+    assert comparable(wrong_password) == comparable(unknown)
+
+    medians = await median_seconds(
+        {
+            "wrong password": sign_in(email, PASSWORD + "!"),
+            "unknown email": sign_in(unknown_email(), PASSWORD),
+        },
+        rounds=15,
+    )
+    ratio = medians["unknown email"] / medians["wrong password"]
+    # Both pay one argon2 verification (tens of ms); without the dummy hash an unknown email
+    # would answer after one indexed query, more than ten times faster.
+    assert 0.5 < ratio < 2.0, medians
+
+
+async def test_verification_answers_alike(h: Harness) -> None:
+    email, user = await h.user()
+    without_pin, _ = await h.user()
+    _, agent = await h.agent()
+    pin = await h.issue_pin(user)
+    wrong = f"{(int(pin) + 1) % 10**6:06d}"
+
+    def verify(target: str, guess: str) -> Callable[[], Awaitable[httpx.Response]]:
+        return lambda: h.client.post(
+            "/v1/agent/verifications", headers=agent, json={"email": target, "pin": guess}
+        )
+
+    answers = [
+        await verify(email, wrong)(),
+        await verify(unknown_email(), wrong)(),
+        await verify(without_pin, wrong)(),
+    ]
+    assert len({comparable_key(answer) for answer in answers}) == 1
+    assert answers[0].json() == {"valid": False, "account_id": None, "verified_at": None}
+
+    medians = await median_seconds(
+        {"wrong PIN": verify(email, wrong), "unknown email": verify(unknown_email(), wrong)},
+        rounds=16,  # 1 + 16 failures stay under ACCOUNT_MAX_FAILURES=20: no lock mid-way
+    )
+    ratio = medians["unknown email"] / medians["wrong PIN"]
+    # Both cost one account lookup, one Redis script and one committed audit row.
+    assert 0.5 < ratio < 2.0, medians
+
+
+def comparable_key(response: httpx.Response) -> tuple[int, str, tuple[tuple[str, str], ...]]:
+    status, text, headers = comparable(response)
+    return status, text, tuple(sorted(headers.items()))

@@ -18,7 +18,7 @@ import yaml
 
 from service.keys import keyed_digest
 from tests.conftest import PASSWORD, Harness, HarnessFactory
-from tests.live_server import ROOT
+from tests.live import ROOT
 
 CALLERS = (
     "anonymous",

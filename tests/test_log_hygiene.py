@@ -31,7 +31,7 @@ import uvicorn
 from api.app import create_app
 from service.container import open_services
 from service.settings import Settings
-from tests.live_server import free_port
+from tests.live import free_port
 
 LOGGERS = (
     "",

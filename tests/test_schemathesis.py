@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, settings
 
 from tests import stores as test_stores_module
 from tests.conftest import GENEROUS_RATE_LIMITS, PASSWORD
-from tests.live_server import ROOT, live_server
+from tests.live import ROOT, running_server
 
 MAX_EXAMPLES = int(os.environ.get("SCHEMATHESIS_MAX_EXAMPLES", "50"))
 
@@ -52,7 +52,9 @@ class Live:
 
 
 @pytest.fixture(scope="module")
-def live(db_url: str, stores: test_stores_module.TestStores) -> Iterator[Live]:
+def live(
+    db_url: str, stores: test_stores_module.TestStores, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Live]:
     env = {
         "ENVIRONMENT": "test",
         "DATABASE_URL": db_url,
@@ -75,7 +77,9 @@ def live(db_url: str, stores: test_stores_module.TestStores) -> Iterator[Live]:
         timeout=60,
     )
     agent_key = created.stdout.strip().splitlines()[-1]
-    with live_server(env) as base_url:
+    log_path = tmp_path_factory.mktemp("schemathesis") / "server.log"
+    with running_server(env, log_path) as running:
+        base_url = running.url
         email = f"fuzz-{uuid.uuid4().hex[:12]}@example.com"
         response = httpx.post(
             base_url + "/v1/accounts", json={"email": email, "password": PASSWORD}, timeout=10

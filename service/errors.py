@@ -63,11 +63,8 @@ class AgentExists(ServiceError):
     detail = "An agent with this name already exists."
 
 
-class RateLimited(ServiceError):
-    status = 429
-    code = "rate_limited"
-    title = "Too many requests"
-    detail = "Too many requests; try again later."
+class RetryLater(ServiceError):
+    """A refusal that ends by itself: answered with `Retry-After` (whole seconds, at least 1)."""
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
         super().__init__(detail)
@@ -76,6 +73,13 @@ class RateLimited(ServiceError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimited(RetryLater):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+    detail = "Too many requests; try again later."
 
 
 class Unavailable(ServiceError):
@@ -149,18 +153,10 @@ class MfaEnrollmentNotStarted(ServiceError):
     detail = "Start enrollment with POST /v1/me/mfa/totp first."
 
 
-class MfaLocked(ServiceError):
+class MfaLocked(RetryLater):
     """Too many wrong second-factor codes for the account: refused until the lock expires."""
 
     status = 429
     code = "mfa_locked"
     title = "Too many wrong codes"
     detail = "Too many wrong codes for this account; two-factor sign-in is refused for a while."
-
-    def __init__(self, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(detail)
-        self.retry_after = max(1, retry_after)
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}

@@ -19,8 +19,11 @@ async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, services: ServicesDep
 ) -> VerificationOut:
     # Limits first: a refused request is not a guess and touches no PIN or failure counter.
-    await services.limits.verification(agent_id=agent.id, email=body.email)
-    account_id = await services.accounts.id_by_email(body.email)
+    # The email -> account cache entry is read in the same round trip as the two limits.
+    cached = await services.limits.verification(
+        agent_id=agent.id, email=body.email, fetch=services.accounts.email_cache_key(body.email)
+    )
+    account_id = await services.accounts.id_by_email(body.email, cached)
     result = await services.pins.verify(account_id, body.pin.replace(" ", ""), agent)
     return VerificationOut(
         valid=result.valid, account_id=result.account_id, verified_at=result.verified_at

@@ -2,7 +2,9 @@
 
 Each limit is a setting in the `limits` notation (`10/minute`, `10 per 10 minutes`), parsed by
 the `limits` library. The counting is one Lua script per hit on the service's own Redis client
-(one connection pool, and cluster-safe: a script touches exactly one key). A sliding log is
+(one connection pool, and cluster-safe: a script touches exactly one key), except that PIN
+issuance counts its limit inside the issue script (the log lives in the account's slot) and a
+verification sends its two hits in one pipeline. A sliding log is
 exact: never more than `amount` accepted hits in any window of `expiry` seconds, which is what
 the brute-force arithmetic in the README relies on. A refused hit is not recorded, so a client
 that keeps hammering is not locked out for longer than the window.

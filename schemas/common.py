@@ -10,13 +10,13 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Plain
 from service.accounts import storable_text
 
 
-def _rfc3339_utc(value: datetime) -> str:
+def rfc3339_utc(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # RFC 3339 in UTC with a trailing Z, e.g. 2026-11-25T12:00:00.123456Z.
 UtcDatetime = Annotated[
-    AwareDatetime, PlainSerializer(_rfc3339_utc, return_type=str, when_used="json")
+    AwareDatetime, PlainSerializer(rfc3339_utc, return_type=str, when_used="json")
 ]
 
 

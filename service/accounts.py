@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 EMAIL_CACHE_SECONDS = 3600
 UNKNOWN_EMAIL_CACHE_SECONDS = 300
 _NO_ACCOUNT = b""
+_UNREAD = object()  # `id_by_email`: the cache entry was not read by the caller
 
 
 def normalize_email(email: str) -> str:
@@ -90,13 +91,21 @@ class AccountService:
             raise NotFound()
         return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
 
-    async def id_by_email(self, email: str) -> UUID | None:
+    def email_cache_key(self, email: str) -> str | None:
+        """The Redis key `id_by_email` reads first (None: no lookup happens at all), so a
+        caller can read it in a round trip it makes anyway and pass what it got as `cached`."""
+        if not storable_text(email):
+            return None
+        return self._email_cache_key(normalize_email(email))
+
+    async def id_by_email(self, email: str, cached: object = _UNREAD) -> UUID | None:
         if not storable_text(email):
             return None  # PostgreSQL would refuse it (a 500, found by schemathesis)
         normalized = normalize_email(email)
         cache_key = self._email_cache_key(normalized)
-        async with self._redis.guard():
-            cached = await self._redis.client.get(cache_key)
+        if cached is _UNREAD:
+            async with self._redis.guard():
+                cached = await self._redis.client.get(cache_key)
         if isinstance(cached, bytes):
             return UUID(bytes=cached) if cached else None
         async with self._db.connection() as conn:

@@ -2,7 +2,9 @@
 
 Each limit is a setting in the `limits` notation (`10/minute`, `10 per 10 minutes`), parsed by
 the `limits` library. The counting is one Lua script per hit on the service's own Redis client
-(one connection pool, and cluster-safe: a script touches exactly one key). A sliding log is
+(one connection pool, and cluster-safe: a script touches exactly one key), except that PIN
+issuance counts its limit inside the issue script (the log lives in the account's slot) and a
+verification sends its two hits in one pipeline. A sliding log is
 exact: never more than `amount` accepted hits in any window of `expiry` seconds, which is what
 the brute-force arithmetic in the README relies on. A refused hit is not recorded, so a client
 that keeps hammering is not locked out for longer than the window.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from limits import RateLimitItem, parse
@@ -21,28 +24,34 @@ from limits import RateLimitItem, parse
 from service.accounts import normalize_email
 from service.errors import RateLimited
 from service.keys import keyed_digest
-from service.redis_store import RedisStore
+from service.redis_store import RedisStore, account_tag
 
-# KEYS: the log (a sorted set of hit times in ms). ARGV: amount, window ms, unique member.
+# One hit on one sliding log (a sorted set of hit times in ms): amount, window ms, unique member.
 # Returns {1, remaining} when the hit is accepted, {0, ms until a slot frees} when refused.
-# Redis's clock (TIME) is the one clock every instance agrees on.
-_HIT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local amount = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms - window)
-local count = redis.call('ZCARD', KEYS[1])
-if count >= amount then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  local wait = window
-  if oldest[2] then wait = tonumber(oldest[2]) + window - now_ms end
-  return {0, wait}
+# Redis's clock (TIME) is the one clock every instance agrees on. A Lua function, so a script
+# of an account's own (PIN issuance) can count its limit in the same atomic step.
+HIT_FUNCTION = """
+local function rate_limit_hit(key, amount, window, member)
+  local now = redis.call('TIME')
+  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  amount = tonumber(amount)
+  window = tonumber(window)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window)
+  local count = redis.call('ZCARD', key)
+  if count >= amount then
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    local wait = window
+    if oldest[2] then wait = tonumber(oldest[2]) + window - now_ms end
+    return {0, wait}
+  end
+  redis.call('ZADD', key, now_ms, member)
+  redis.call('PEXPIRE', key, window)
+  return {1, amount - count - 1}
 end
-redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], window)
-return {1, amount - count - 1}
 """
+
+# KEYS: the log. ARGV: amount, window ms, unique member.
+_HIT = HIT_FUNCTION + "return rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
 
 
 def parse_limit(value: str) -> RateLimitItem:
@@ -95,17 +104,16 @@ class RateLimiter:
     def _subject(self, kind: str, value: str) -> str:
         return keyed_digest(self._digest_key, kind, value)[:16].hex()
 
+    def _hit_of(self, limit: Limit, subject: str) -> LimitHit:
+        key = self._redis.keys.rate_limit(limit.name, subject)
+        return LimitHit(key, (limit.amount, limit.window_seconds * 1000, secrets.token_hex(8)))
+
     async def hit(self, limit: Limit, subject: str) -> None:
         """Count one request against `limit` for `subject`, or raise `RateLimited`."""
-        key = self._redis.keys.rate_limit(limit.name, subject)
-        member = secrets.token_hex(8)
+        hit = self._hit_of(limit, subject)
         async with self._redis.guard():
-            accepted, value = await self._hit_script(
-                keys=[key], args=[limit.amount, limit.window_seconds * 1000, member]
-            )
-        if not int(accepted):
-            # Round up: a client that waits Retry-After seconds is let through.
-            raise RateLimited(retry_after=-(-int(value) // 1000))
+            reply = await self._hit_script(keys=[hit.key], args=list(hit.args))
+        check_hit(reply)
 
     async def sign_in(self, *, address: str, email: str) -> None:
         # Keyed by the email as typed (normalized), known or not: the same answer either way.
@@ -115,10 +123,56 @@ class RateLimiter:
     async def account_create(self, *, address: str) -> None:
         await self.hit(self.account_create_per_address, self._subject("address", address))
 
-    async def pin_issue(self, *, account_id: UUID) -> None:
-        await self.hit(self.pin_issue_per_account, str(account_id))
+    def pin_issue_hit(self, account_id: UUID) -> LimitHit:
+        """The issuance limit's hit, for the PIN service to count inside its issue script: the
+        log is keyed by the account's tag, so it shares the PIN's cluster slot."""
+        return self._hit_of(self.pin_issue_per_account, account_tag(account_id))
 
-    async def verification(self, *, agent_id: UUID, email: str) -> None:
-        # Per account by email, so an unknown email is limited exactly like a known one.
-        await self.hit(self.verify_per_agent, str(agent_id))
-        await self.hit(self.verify_per_account, self._subject("email", normalize_email(email)))
+    async def verification(
+        self, *, agent_id: UUID, email: str, fetch: str | None = None
+    ) -> bytes | None:
+        """Count a verification against the agent's and the account's limits (per account by
+        email, so an unknown email is limited exactly like a known one), or raise
+        `RateLimited`. Both hits, and a GET of `fetch` when given (the caller's next read),
+        go in one pipelined round trip; returns what that GET read."""
+        hits = [
+            self._hit_of(self.verify_per_agent, str(agent_id)),
+            self._hit_of(self.verify_per_account, self._subject("email", normalize_email(email))),
+        ]
+        async with self._redis.guard():
+            # No transaction: the keys live in different cluster slots, and each hit is atomic
+            # on its own. EVAL with the script's text, not EVALSHA: the cluster pipeline
+            # refuses EVALSHA, and a pipeline holding script objects asks SCRIPT EXISTS first
+            # (a round trip more); Redis caches the compiled script by its digest anyway.
+            async with self._redis.client.pipeline(transaction=False) as pipe:
+                for hit in hits:
+                    pipe.eval(_HIT, 1, hit.key, *hit.args)
+                if fetch is not None:
+                    pipe.get(fetch)
+                replies = await pipe.execute()
+            agent_reply, account_reply = replies[0], replies[1]
+            if not int(agent_reply[0]) and int(account_reply[0]):
+                # Refused by the agent's limit: as if the account's had not been asked (one
+                # after the other, it would not have been), so take that hit back.
+                await self._redis.client.zrem(hits[1].key, hits[1].args[2])
+        check_hit(agent_reply)
+        check_hit(account_reply)
+        if fetch is None:
+            return None
+        fetched = replies[2]
+        return fetched if isinstance(fetched, bytes) else None
+
+
+@dataclass(frozen=True)
+class LimitHit:
+    """One hit, ready to send: the log's key and the hit script's arguments."""
+
+    key: str
+    args: tuple[int, int, str]  # amount, window ms, unique member
+
+
+def check_hit(reply: Any) -> None:
+    """Raise `RateLimited` for a refused hit's reply `{0, ms until a slot frees}`."""
+    if not int(reply[0]):
+        # Round up: a client that waits Retry-After seconds is let through.
+        raise RateLimited(retry_after=-(-int(reply[1]) // 1000))

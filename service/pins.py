@@ -26,6 +26,7 @@ from service import metrics
 from service.audit import AuditLog
 from service.errors import Unavailable
 from service.keys import keyed_digest
+from service.limits import HIT_FUNCTION, LimitHit, check_hit
 from service.models import Agent, AuditEvent, EventType
 from service.redis_store import RedisStore
 
@@ -43,15 +44,26 @@ local function equal(a, b)
 end
 """
 
-# KEYS: pin. ARGV: digest, expiry ms, ttl ms. Returns the replaced PIN's snapshot.
-_ISSUE = """
+# KEYS: pin, the account's issuance-limit log (same slot: the account's tag).
+# ARGV: digest, expiry ms, ttl ms, then the limit's amount, window ms, unique member.
+# The limit first, in the same atomic step (one round trip instead of two): refused, it
+# returns {0, ms until a slot frees} and changes nothing else; else {1, the replaced PIN's
+# snapshot}.
+_ISSUE = (
+    HIT_FUNCTION
+    + """
+local hit = rate_limit_hit(KEYS[2], ARGV[4], ARGV[5], ARGV[6])
+if hit[1] == 0 then
+  return hit
+end
 local old = redis.call('HMGET', KEYS[1], 'h', 'e', 'a')
 local pttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'h', ARGV[1], 'e', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return {old[1], old[2], old[3], pttl}
+return {1, old[1], old[2], old[3], pttl}
 """
+)
 
 # KEYS: pin. Deletes the PIN and returns its snapshot.
 _REVOKE = """
@@ -221,17 +233,21 @@ class PinService:
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
 
-    async def issue(self, account_id: UUID) -> IssuedPin:
-        """Make a new PIN; the previous one stops working in the same atomic step."""
+    async def issue(self, account_id: UUID, limit: LimitHit) -> IssuedPin:
+        """Make a new PIN; the previous one stops working in the same atomic step, which
+        first counts `limit` (the account's issuance limit) and raises `RateLimited` when
+        over it."""
         pin = self.new_pin()
         digest = self._digest(account_id, pin)
         expires_ms = int(time.time() * 1000) + self.ttl_seconds * 1000
         keys = self._account_keys(account_id)
         async with self._redis.guard():
             reply = await self._issue(
-                keys=keys[:1], args=[digest, expires_ms, self.ttl_seconds * 1000]
+                keys=[keys[0], limit.key],
+                args=[digest, expires_ms, self.ttl_seconds * 1000, *limit.args],
             )
-        replaced = _Snapshot.from_reply(reply)
+        check_hit(reply)
+        replaced = _Snapshot.from_reply(reply[1:])
         await self._record_or_restore(
             [AuditEvent(EventType.ISSUED, account_id)], keys, touched=digest, snapshot=replaced
         )

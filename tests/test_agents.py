@@ -62,6 +62,7 @@ def run_cli(h: Harness, *args: str) -> subprocess.CompletedProcess[str]:
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+        # On a cluster (TEST_REDIS_CLUSTER=1) a single-node client gets MOVED answers.
         "REDIS_CLUSTER": "true" if settings.redis_cluster else "false",
     }
     return subprocess.run(

@@ -152,6 +152,32 @@ async def test_verify_per_account(harness_factory: HarnessFactory) -> None:
     await h.verify(agents[2], email, "000000")
 
 
+async def test_refused_by_the_agent_limit_uses_none_of_the_account_limit(
+    harness_factory: HarnessFactory,
+) -> None:
+    """Both verification limits are counted in one round trip; a request the agent's limit
+    refuses leaves the account's allowance as it was (as if checked one after the other)."""
+    h = await harness_factory(
+        rate_limit_verify_per_agent="1 per 60 seconds",
+        rate_limit_verify_per_account=TIGHT,
+    )
+    email, _ = await h.user()
+    _, agent = await h.agent()
+    _, other_agent = await h.agent()
+    _, third_agent = await h.agent()
+    await h.verify(agent, email, "000000")  # the account's first of two
+    for _ in range(3):
+        by_agent = await h.client.post(
+            "/v1/agent/verifications", headers=agent, json={"email": email, "pin": "000000"}
+        )
+        assert by_agent.status_code == 429
+    await h.verify(other_agent, email, "000000")  # the account's second: still allowed
+    refused = await h.client.post(
+        "/v1/agent/verifications", headers=third_agent, json={"email": email, "pin": "000000"}
+    )
+    assert_rate_limited(refused)
+
+
 async def test_a_429_is_not_a_guess(harness_factory: HarnessFactory) -> None:
     """Refused verifications touch neither the PIN's tries nor the account's failures, and
     are not audited as failed verifications; the right PIN works once the window passes."""

@@ -16,7 +16,7 @@ from service.persistence.db import Database
 from service.pins import PinService
 from service.redis_store import Keys, RedisStore, make_client
 from service.sessions import SessionStore
-from service.settings import Settings
+from service.settings import RATE_LIMIT_NAMES, Settings
 
 
 @dataclass
@@ -94,14 +94,7 @@ async def open_services(settings: Settings) -> Services:
             keys.rate_limit,
             **{
                 name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
-                for name in (
-                    "sign_in_per_account",
-                    "sign_in_per_address",
-                    "account_create_per_address",
-                    "pin_issue_per_account",
-                    "verify_per_agent",
-                    "verify_per_account",
-                )
+                for name in RATE_LIMIT_NAMES
             },
         ),
         mfa=MfaService(

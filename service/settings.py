@@ -28,6 +28,17 @@ def _comma_list(value: Any) -> Any:
 DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
 
 
+# The rate limits, each a `RATE_LIMIT_<NAME>` setting in the `limits` notation.
+RATE_LIMIT_NAMES = (
+    "sign_in_per_account",
+    "sign_in_per_address",
+    "account_create_per_address",
+    "pin_issue_per_account",
+    "verify_per_agent",
+    "verify_per_account",
+)
+
+
 class Settings(BaseSettings):
     """Settings from environment variables (names are the upper-case field names)."""
 
@@ -100,14 +111,7 @@ class Settings(BaseSettings):
             raise ValueError("SECRET_KEY must be at least 32 characters")
         return value
 
-    @field_validator(
-        "rate_limit_sign_in_per_account",
-        "rate_limit_sign_in_per_address",
-        "rate_limit_account_create_per_address",
-        "rate_limit_pin_issue_per_account",
-        "rate_limit_verify_per_agent",
-        "rate_limit_verify_per_account",
-    )
+    @field_validator(*(f"rate_limit_{name}" for name in RATE_LIMIT_NAMES))
     @classmethod
     def _rate_limit_notation(cls, value: str) -> str:
         parse_limit(value)

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from api.app import create_app
 from service.container import Services
 from service.persistence.migrations import migrate
-from service.settings import Settings
+from service.settings import RATE_LIMIT_NAMES, Settings
 from tests.stores import TestStores, database_url, test_stores
 
 PASSWORD = "correct horse battery staple"
@@ -27,15 +27,7 @@ PASSWORD = "correct horse battery staple"
 # Every test client comes from one address, and some tests sign in or sign up many times:
 # rate limits are generous unless a test sets its own (tests/test_rate_limits.py does).
 GENEROUS_RATE_LIMITS: dict[str, Any] = {
-    f"rate_limit_{name}": "10000/minute"
-    for name in (
-        "sign_in_per_account",
-        "sign_in_per_address",
-        "account_create_per_address",
-        "pin_issue_per_account",
-        "verify_per_agent",
-        "verify_per_account",
-    )
+    f"rate_limit_{name}": "10000/minute" for name in RATE_LIMIT_NAMES
 }
 
 

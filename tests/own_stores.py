@@ -101,15 +101,7 @@ class RedisServer:
                 "--logfile", str(self.folder / "redis.log"),
             ],
         )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_timeout=1, socket_connect_timeout=1)
-        deadline = time.monotonic() + _WAIT
-        with contextlib.closing(client):
-            while time.monotonic() < deadline:
-                with contextlib.suppress(redis.RedisError):
-                    if client.ping():
-                        return
-                time.sleep(0.05)
-        raise RuntimeError("own redis-server did not start")
+        _wait_for_ping(self.port, "own redis-server")
 
     def kill(self) -> None:
         assert self.process is not None
@@ -307,7 +299,7 @@ class RedisClusterNodes:
             "--logfile", str(node / "redis.log"),
         ]  # fmt: skip
         self.processes[index] = subprocess.Popen(command)
-        _wait_for_ping(self.ports[index])
+        _wait_for_ping(self.ports[index], "cluster node")
 
     def kill(self, index: int) -> None:
         process = self.processes[index]
@@ -350,7 +342,7 @@ def redis_cluster(masters: int = 3) -> Iterator[RedisClusterNodes]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _wait_for_ping(port: int) -> None:
+def _wait_for_ping(port: int, what: str) -> None:
     client = redis.Redis(port=port, socket_timeout=1, socket_connect_timeout=1)
     deadline = time.monotonic() + _WAIT
     with contextlib.closing(client):
@@ -359,7 +351,7 @@ def _wait_for_ping(port: int) -> None:
                 if client.ping():
                     return
             time.sleep(0.05)
-    raise RuntimeError(f"cluster node on {port} did not start")
+    raise RuntimeError(f"{what} on {port} did not start")
 
 
 def _wait_for_cluster_ok(port: int) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, settings
 
@@ -88,6 +89,14 @@ def live(
         server = Live(base_url, env, email, agent_key)
         server.user_token = server.sign_in()
         yield server
+    # This server's own keys, and nothing else (the Redis may be shared).
+    client_class = redis.RedisCluster if stores.redis_cluster else redis.Redis
+    client = client_class.from_url(stores.redis_url)
+    try:
+        for key in client.scan_iter(match=env["REDIS_KEY_PREFIX"] + "*", count=1000):
+            client.unlink(key)
+    finally:
+        client.close()
 
 
 def credentials(case: schemathesis.Case[Any], live: Live) -> dict[str, str]:

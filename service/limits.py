@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from limits import RateLimitItem, parse
+from redis.asyncio.cluster import RedisCluster
 
 from service.accounts import normalize_email
 from service.errors import RateLimited
@@ -52,6 +53,25 @@ end
 
 # KEYS: the log. ARGV: amount, window ms, unique member.
 _HIT = HIT_FUNCTION + "return rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
+
+# A verification's two hits and the caller's next read, in one step (a single Redis node
+# only: the keys live in different cluster slots). KEYS: the agent's log, the account's log,
+# optionally a key to GET. ARGV: each hit's amount, window ms, unique member.
+# Returns {agent ok, agent value, account ok, account value, what GET read (or false)}; the
+# account's limit is not asked when the agent's refuses.
+_VERIFICATION_HITS = (
+    HIT_FUNCTION
+    + """
+local agent = rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if agent[1] == 0 then
+  return {agent[1], agent[2], 1, 0, false}
+end
+local account = rate_limit_hit(KEYS[2], ARGV[4], ARGV[5], ARGV[6])
+local fetched = false
+if KEYS[3] then fetched = redis.call('GET', KEYS[3]) end
+return {agent[1], agent[2], account[1], account[2], fetched}
+"""
+)
 
 
 def parse_limit(value: str) -> RateLimitItem:
@@ -99,7 +119,8 @@ class RateLimiter:
         self.pin_issue_per_account = pin_issue_per_account
         self.verify_per_agent = verify_per_agent
         self.verify_per_account = verify_per_account
-        self._hit_script = redis.client.register_script(_HIT)
+        self._hit_script = redis.script(_HIT)
+        self._verification_script = redis.script(_VERIFICATION_HITS)
 
     def _subject(self, kind: str, value: str) -> str:
         return keyed_digest(self._digest_key, kind, value)[:16].hex()
@@ -134,33 +155,49 @@ class RateLimiter:
         """Count a verification against the agent's and the account's limits (per account by
         email, so an unknown email is limited exactly like a known one), or raise
         `RateLimited`. Both hits, and a GET of `fetch` when given (the caller's next read),
-        go in one pipelined round trip; returns what that GET read."""
+        go in one round trip: one script on a single Redis node, a pipeline on a cluster
+        (where the keys live in different slots). Returns what that GET read."""
         hits = [
             self._hit_of(self.verify_per_agent, str(agent_id)),
             self._hit_of(self.verify_per_account, self._subject("email", normalize_email(email))),
         ]
+        if isinstance(self._redis.client, RedisCluster):
+            agent_reply, account_reply, fetched = await self._verification_on_cluster(hits, fetch)
+        else:
+            keys = [hits[0].key, hits[1].key] + ([fetch] if fetch is not None else [])
+            async with self._redis.guard():
+                reply = await self._verification_script(
+                    keys=keys, args=[*hits[0].args, *hits[1].args]
+                )
+            agent_reply, account_reply, fetched = reply[0:2], reply[2:4], reply[4]
+        check_hit(agent_reply)
+        check_hit(account_reply)
+        return fetched if isinstance(fetched, bytes) else None
+
+    async def _verification_on_cluster(
+        self, hits: list[LimitHit], fetch: str | None
+    ) -> tuple[Any, Any, Any]:
         async with self._redis.guard():
-            # No transaction: the keys live in different cluster slots, and each hit is atomic
-            # on its own. EVAL with the script's text, not EVALSHA: the cluster pipeline
-            # refuses EVALSHA, and a pipeline holding script objects asks SCRIPT EXISTS first
-            # (a round trip more); Redis caches the compiled script by its digest anyway.
-            async with self._redis.client.pipeline(transaction=False) as pipe:
-                for hit in hits:
-                    pipe.eval(_HIT, 1, hit.key, *hit.args)
-                if fetch is not None:
-                    pipe.get(fetch)
-                replies = await pipe.execute()
+            replies = await self._pipelined_hits(hits, fetch)
             agent_reply, account_reply = replies[0], replies[1]
             if not int(agent_reply[0]) and int(account_reply[0]):
                 # Refused by the agent's limit: as if the account's had not been asked (one
                 # after the other, it would not have been), so take that hit back.
                 await self._redis.client.zrem(hits[1].key, hits[1].args[2])
-        check_hit(agent_reply)
-        check_hit(account_reply)
-        if fetch is None:
-            return None
-        fetched = replies[2]
-        return fetched if isinstance(fetched, bytes) else None
+        return agent_reply, account_reply, replies[2] if fetch is not None else None
+
+    async def _pipelined_hits(self, hits: list[LimitHit], fetch: str | None) -> list[Any]:
+        """The hits, then a GET of `fetch` if given, in one round trip on a cluster. No
+        transaction: the keys live in different slots, and each hit is atomic on its own.
+        EVAL with the script's text: a cluster pipeline refuses EVALSHA (Redis still caches
+        the compiled script by its digest), and a pipeline holding script objects would ask
+        SCRIPT EXISTS first, a round trip more."""
+        async with self._redis.client.pipeline(transaction=False) as pipe:
+            for hit in hits:
+                pipe.eval(_HIT, 1, hit.key, *hit.args)
+            if fetch is not None:
+                pipe.get(fetch)
+            return list(await pipe.execute())
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from service import metrics
 from service.audit import AuditLog
-from service.errors import Unavailable
+from service.errors import Unauthenticated, Unavailable
 from service.keys import keyed_digest
 from service.limits import HIT_FUNCTION, LimitHit, check_hit
 from service.models import Agent, AuditEvent, EventType
@@ -44,14 +44,19 @@ local function equal(a, b)
 end
 """
 
-# KEYS: pin, the account's issuance-limit log (same slot: the account's tag).
-# ARGV: digest, expiry ms, ttl ms, then the limit's amount, window ms, unique member.
-# The limit first, in the same atomic step (one round trip instead of two): refused, it
-# returns {0, ms until a slot frees} and changes nothing else; else {1, the replaced PIN's
-# snapshot}.
+# KEYS: pin, the account's issuance-limit log, optionally the caller's session (all in one
+# slot: the account's tag).
+# ARGV: digest, expiry ms, ttl ms, the limit's amount, window ms, unique member, then (with
+# a session key) the account id the session must hold.
+# The session first, then the limit, in the same atomic step (one round trip instead of
+# three): no session returns {-1} and changes nothing; a refused hit returns
+# {0, ms until a slot frees} and changes nothing else; else {1, the replaced PIN's snapshot}.
 _ISSUE = (
     HIT_FUNCTION
     + """
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[7] then
+  return {-1}
+end
 local hit = rate_limit_hit(KEYS[2], ARGV[4], ARGV[5], ARGV[6])
 if hit[1] == 0 then
   return hit
@@ -204,12 +209,11 @@ class PinService:
         self.max_attempts = max_attempts
         self.account_max_failures = account_max_failures
         self.account_lock_seconds = account_lock_seconds
-        client = redis.client
-        self._issue = client.register_script(_ISSUE)
-        self._revoke = client.register_script(_REVOKE)
-        self._verify = client.register_script(_VERIFY)
-        self._restore = client.register_script(_RESTORE)
-        self._probe = client.register_script(_PROBE)
+        self._issue = redis.script(_ISSUE)
+        self._revoke = redis.script(_REVOKE)
+        self._verify = redis.script(_VERIFY)
+        self._restore = redis.script(_RESTORE)
+        self._probe = redis.script(_PROBE)
 
     def _digest(self, account_id: UUID, pin: str) -> bytes:
         # Bound to the account: the same digits are a different secret for another account.
@@ -233,19 +237,26 @@ class PinService:
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
 
-    async def issue(self, account_id: UUID, limit: LimitHit) -> IssuedPin:
+    async def issue(
+        self, account_id: UUID, limit: LimitHit, *, session_key: str | None = None
+    ) -> IssuedPin:
         """Make a new PIN; the previous one stops working in the same atomic step, which
-        first counts `limit` (the account's issuance limit) and raises `RateLimited` when
-        over it."""
+        first checks the caller's session if `session_key` is given (`Unauthenticated` if
+        it does not hold `account_id`), then counts `limit` (the account's issuance limit;
+        `RateLimited` when over it)."""
         pin = self.new_pin()
         digest = self._digest(account_id, pin)
         expires_ms = int(time.time() * 1000) + self.ttl_seconds * 1000
         keys = self._account_keys(account_id)
+        script_keys = [keys[0], limit.key]
+        args: list[bytes | str | int] = [digest, expires_ms, self.ttl_seconds * 1000, *limit.args]
+        if session_key is not None:
+            script_keys.append(session_key)
+            args.append(account_id.bytes)
         async with self._redis.guard():
-            reply = await self._issue(
-                keys=[keys[0], limit.key],
-                args=[digest, expires_ms, self.ttl_seconds * 1000, *limit.args],
-            )
+            reply = await self._issue(keys=script_keys, args=args)
+        if int(reply[0]) == -1:
+            raise Unauthenticated()
         check_hit(reply)
         replaced = _Snapshot.from_reply(reply[1:])
         await self._record_or_restore(

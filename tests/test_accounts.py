@@ -103,8 +103,9 @@ async def test_sign_in_returns_a_bearer_token(h: Harness) -> None:
     assert set(body) == {"access_token", "token_type", "expires_in"}
     assert body["token_type"] == "bearer"
     assert body["expires_in"] == h.services.settings.session_ttl_seconds
-    # Opaque, prefixed, and at least 128 bits of randomness (43 url-safe chars = 256 bits).
-    assert re.fullmatch(r"sps_[A-Za-z0-9_-]{43}", body["access_token"])
+    # Prefixed, then the account's tag (22 url-safe chars: which Redis slot), then at least
+    # 128 bits of randomness (43 url-safe chars = 256 bits).
+    assert re.fullmatch(r"sps_[A-Za-z0-9_-]{22}[A-Za-z0-9_-]{43}", body["access_token"])
     assert response.headers["cache-control"] == "no-store"
 
 

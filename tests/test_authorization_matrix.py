@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import yaml
 
-from service.keys import keyed_digest
 from tests.conftest import PASSWORD, Harness, HarnessFactory
 from tests.live import ROOT
 
@@ -151,8 +150,9 @@ async def _callers(h: Harness) -> tuple[Context, dict[str, dict[str, str]], dict
 
     expired = await h.sign_in(email)
     # A session whose Redis key has run out (SESSION_TTL_SECONDS is at least 60 s).
-    settings = h.services.settings
-    key = h.services.redis.keys.session(keyed_digest(settings.keys.session, expired).hex())
+    claim = h.services.sessions.claim(expired)
+    assert claim is not None
+    key = claim.redis_key
     assert await h.services.redis.client.pexpire(key, 1)
     for _ in range(200):  # Redis expires it within milliseconds; bounded all the same
         if not await h.services.redis.client.exists(key):

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api.hot import HotPaths
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me, mfa
@@ -36,8 +37,11 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; stores are opened by the lifespan, never at import time."""
+def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> FastAPI:
+    """Build the app; stores are opened by the lifespan, never at import time.
+
+    `hot_paths=False` leaves out `api.hot` (every request through FastAPI's routes): the
+    tests compare the two."""
     settings = settings or Settings()
     # Here rather than only in the CLI: each uvicorn worker process builds its own app.
     configure_logging(settings.log_level, settings.log_format)
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
+    if hot_paths:
+        app.add_middleware(HotPaths)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_allow_origins:
         # Bearer tokens, no cookies: credentials stay off, so no origin can ride a session.

@@ -88,11 +88,16 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _service_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
+def service_error_response(exc: ServiceError) -> JSONResponse:
+    """The answer to a `ServiceError`, wherever it was raised (routes, `api.hot`)."""
     return problem_response(
         exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
     )
+
+
+async def _service_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return service_error_response(exc)
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:

@@ -144,8 +144,8 @@ async def harness_factory(make_settings: Callable[..., Settings]) -> AsyncIterat
     """Build apps with overridden settings; all are shut down after the test."""
     stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
 
-    async def build(**overrides: Any) -> Harness:
-        app = create_app(make_settings(**overrides))
+    async def build(*, hot_paths: bool = True, **overrides: Any) -> Harness:
+        app = create_app(make_settings(**overrides), hot_paths=hot_paths)
         manager = LifespanManager(app)
         await manager.__aenter__()
         client = httpx.AsyncClient(

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 
 from api.deps import CurrentAgent
@@ -7,6 +9,7 @@ from api.problems import problem_responses
 from api.responses import json_response, utc
 from schemas.agent import VerificationOut, VerificationRequest
 from service.container import Services
+from service.models import Agent
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
@@ -20,20 +23,25 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, request: Request
 ) -> Response:
-    # A hot route: the services from the app state (one dependency node less) and the answer
-    # serialised here (see api/responses.py); `VerificationOut` documents it.
+    # A hot route: requests of the ordinary shape are answered by `api.hot` with the same
+    # `verify_pin`; this is the route of the OpenAPI document and of every other request.
     services: Services = request.app.state.services
+    return json_response(await verify_pin(services, agent, body))
+
+
+async def verify_pin(services: Services, agent: Agent, body: VerificationRequest) -> dict[str, Any]:
+    """The work and the answer (a `VerificationOut`, serialised by the caller with orjson:
+    see api/responses.py) of a verification."""
     # Limits first: a refused request is not a guess and touches no PIN or failure counter.
     # The email -> account cache entry is read in the same round trip as the two limits.
+    cache_key = services.accounts.email_cache_key(body.email)
     cached = await services.limits.verification(
-        agent_id=agent.id, email=body.email, fetch=services.accounts.email_cache_key(body.email)
+        agent_id=agent.id, email=body.email, fetch=cache_key
     )
-    account_id = await services.accounts.id_by_email(body.email, cached)
+    account_id = await services.accounts.id_by_email(body.email, cached, cache_key=cache_key)
     result = await services.pins.verify(account_id, body.pin.replace(" ", ""), agent)
-    return json_response(
-        {
-            "valid": result.valid,
-            "account_id": None if result.account_id is None else str(result.account_id),
-            "verified_at": utc(result.verified_at),
-        }
-    )
+    return {
+        "valid": result.valid,
+        "account_id": None if result.account_id is None else str(result.account_id),
+        "verified_at": utc(result.verified_at),
+    }

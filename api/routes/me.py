@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response, status
 
@@ -38,20 +39,26 @@ async def get_me(user: CurrentUser, services: ServicesDep) -> AccountOut:
     responses=problem_responses(401, 429, 503),
 )
 async def create_support_pin(user: CurrentUser, request: Request) -> Response:
-    # A hot route: the services from the app state (one dependency node less) and the answer
-    # serialised here (see api/responses.py); `PinOut` documents it.
+    # A hot route: requests of the ordinary shape are answered by `api.hot` with the same
+    # `issue_pin`; this is the route of the OpenAPI document and of every other request.
     services: Services = request.app.state.services
+    return json_response(await issue_pin(services, user.account_id), status.HTTP_201_CREATED)
+
+
+async def issue_pin(
+    services: Services, account_id: UUID, *, session_key: str | None = None
+) -> dict[str, Any]:
+    """The work and the answer (a `PinOut`, serialised by the caller with orjson: see
+    api/responses.py) of PIN issuance. With `session_key` (the caller's session, not yet
+    checked), the issue script checks it first."""
     # The account's issuance limit is counted inside the issue script, before the PIN.
-    limit = services.limits.pin_issue_hit(user.account_id)
-    issued = await services.pins.issue(user.account_id, limit)
-    return json_response(
-        {
-            "pin": issued.pin,
-            "expires_at": utc(issued.expires_at),
-            "ttl_seconds": issued.ttl_seconds,
-        },
-        status.HTTP_201_CREATED,
-    )
+    limit = services.limits.pin_issue_hit(account_id)
+    issued = await services.pins.issue(account_id, limit, session_key=session_key)
+    return {
+        "pin": issued.pin,
+        "expires_at": utc(issued.expires_at),
+        "ttl_seconds": issued.ttl_seconds,
+    }
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from uuid import UUID
 
 from service.errors import InvalidCredentials, NotFound, Unavailable
@@ -31,9 +32,12 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def storable_text(text: str) -> bool:
     """False for text Postgres cannot store or argon2 cannot hash (NUL, lone surrogates)."""
-    return "\x00" not in text and not any("\ud800" <= char <= "\udfff" for char in text)
+    return _UNSTORABLE.search(text) is None
 
 
 class AccountService:
@@ -98,11 +102,16 @@ class AccountService:
             return None
         return self._email_cache_key(normalize_email(email))
 
-    async def id_by_email(self, email: str, cached: object = _UNREAD) -> UUID | None:
+    async def id_by_email(
+        self, email: str, cached: object = _UNREAD, *, cache_key: str | None = None
+    ) -> UUID | None:
+        """The account of `email`, or None. A caller that read the cache entry passes what
+        it read as `cached`, and the key it read (`email_cache_key`) as `cache_key`."""
         if not storable_text(email):
             return None  # PostgreSQL would refuse it (a 500, found by schemathesis)
         normalized = normalize_email(email)
-        cache_key = self._email_cache_key(normalized)
+        if cache_key is None:
+            cache_key = self._email_cache_key(normalized)
         if cached is _UNREAD:
             async with self._redis.guard():
                 cached = await self._redis.client.get(cache_key)

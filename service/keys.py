@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -42,9 +41,10 @@ class DerivedKeys:
 
 def keyed_digest(key: bytes, *parts: str) -> bytes:
     """HMAC-SHA256 over length-prefixed parts (no ambiguity between 'a:b' + 'c' and 'a' + 'b:c')."""
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+    message = bytearray()
     for part in parts:
         data = part.encode()
-        mac.update(len(data).to_bytes(4, "big"))
-        mac.update(data)
-    return mac.digest()
+        message += len(data).to_bytes(4, "big")
+        message += data
+    # One-shot: OpenSSL's HMAC in a single C call (several per verification).
+    return hmac.digest(key, message, "sha256")

@@ -71,10 +71,20 @@ def verification_outcome(script_outcome: str) -> str:
     return "invalid"
 
 
+# The labelled children of the per-request metrics, looked up once per label set rather than
+# through `.labels()` (which validates and converts its arguments) on every request. As many
+# entries as prometheus-client's own table: one per method, route template and status seen.
+_REQUEST_CHILDREN: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def record_request(method: str, route: str, status: int, seconds: float) -> None:
-    labels = (method, route, str(status))
-    HTTP_REQUESTS.labels(*labels).inc()
-    HTTP_LATENCY.labels(*labels).observe(seconds)
+    children = _REQUEST_CHILDREN.get((method, route, status))
+    if children is None:
+        labels = (method, route, str(status))
+        children = (HTTP_REQUESTS.labels(*labels), HTTP_LATENCY.labels(*labels))
+        _REQUEST_CHILDREN[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
     if status == 429:
         RATE_LIMITED.labels(route).inc()
 

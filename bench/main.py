@@ -1,7 +1,8 @@
 """`bench/run`: seed, start the service, drive it with wrk, report (see README, Performance).
 
 Each endpoint is measured in the same run as `/healthz`, and reported as a ratio to it:
-absolute figures drift on shared machines, ratios much less."""
+absolute figures drift on shared machines, ratios much less. `/healthz` is measured before
+and after the PIN runs, and the faster of the two is the baseline."""
 
 from __future__ import annotations
 
@@ -331,6 +332,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await reseed(services, accounts, tokens, data_path)
                 bench.measure("verify_pin", "verify_pin.lua")
                 outcomes = await verification_outcomes(db_url)
+                # The baseline once more, after the PIN runs: of the two, the faster one is
+                # the baseline (a run slowed by something else on the machine would flatter
+                # every ratio); the other is kept in the JSON as `healthz_other`.
+                bench.measure("healthz_other", "healthz.lua")
+                if bench.runs["healthz_other"]["rps"] > bench.runs["healthz"]["rps"]:
+                    first = bench.runs["healthz"]
+                    bench.runs["healthz"] = bench.runs["healthz_other"]
+                    bench.runs["healthz_other"] = first
                 bench.measure("sign_in", "sign_in.lua")
 
                 # Sign-in storm: argon2 on every request, with /healthz polled beside it.

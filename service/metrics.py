@@ -56,10 +56,16 @@ STORE_ERRORS = Counter(
 )
 
 # Every outcome label exists from the start, so dashboards and alerts see zeros, not gaps.
-for _outcome in ("valid", "invalid", "locked"):
-    VERIFICATIONS.labels(_outcome)
+_VERIFICATION_CHILDREN = {
+    outcome: VERIFICATIONS.labels(outcome) for outcome in ("valid", "invalid", "locked")
+}
 for _store in ("postgres", "redis"):
     STORE_ERRORS.labels(_store)
+
+
+def count_verification(outcome: str) -> None:
+    """One verification answered, by its metric outcome (`verification_outcome`)."""
+    _VERIFICATION_CHILDREN[outcome].inc()
 
 
 def verification_outcome(script_outcome: str) -> str:

@@ -220,11 +220,7 @@ class PinService:
         return keyed_digest(self._pin_key, str(account_id), pin)[:16]
 
     def _account_keys(self, account_id: UUID) -> list[str]:
-        return [
-            self._keys.pin(account_id),
-            self._keys.pin_failures(account_id),
-            self._keys.pin_lock(account_id),
-        ]
+        return self._keys.pin_state(account_id)
 
     def pin_key(self, account_id: UUID) -> str:
         return self._keys.pin(account_id)
@@ -296,7 +292,7 @@ class PinService:
             await self._audit.record(
                 AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
             )
-            metrics.VERIFICATIONS.labels("invalid").inc()
+            metrics.count_verification("invalid")
             return Verification(valid=False, account_id=None, verified_at=None)
 
         keys = self._account_keys(account_id)
@@ -330,7 +326,7 @@ class PinService:
             failures=(failures, failures_pttl) if evaluated else None,
             unlock=outcome == "locked",
         )
-        metrics.VERIFICATIONS.labels(metrics.verification_outcome(outcome)).inc()
+        metrics.count_verification(metrics.verification_outcome(outcome))
         if outcome == "locked":
             metrics.LOCKS.inc()
         if outcome == "valid":

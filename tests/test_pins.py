@@ -271,3 +271,18 @@ async def test_bad_verification_input_is_422(h: Harness, body: dict) -> None:
     response = await h.client.post("/v1/agent/verifications", headers=agent, json=body)
     assert response.status_code == 422
     assert response.json()["code"] == "validation_error"
+
+
+async def test_scripts_are_loaded_again_when_redis_has_forgotten_them(h: Harness) -> None:
+    """A restarted Redis has no scripts: the first call after that loads each one again
+    (on a single node over the service's direct connections, on a cluster by redis-py)."""
+    email, user = await h.user()
+    _, agent = await h.agent()
+    await h.issue_pin(user)
+    await h.services.redis.client.script_flush()
+    pin = await h.issue_pin(user)  # the issue script
+    assert (await h.verify(agent, email, wrong_pin(pin)))["valid"] is False  # limits, verify
+    await h.services.redis.client.script_flush()
+    assert (await h.verify(agent, email, pin))["valid"] is True
+    response = await h.client.delete("/v1/me/support-pin", headers=user)  # the revoke script
+    assert response.status_code == 204

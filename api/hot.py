@@ -124,11 +124,8 @@ def _bearer(scope: Scope) -> str | None:
     raw = _header(scope, b"authorization")
     if raw is None:
         return None
-    try:
-        value = raw.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover (latin-1 decodes every byte)
-        return None
-    scheme, credentials = get_authorization_scheme_param(value)
+    # Latin-1, as Starlette decodes headers (it decodes every byte).
+    scheme, credentials = get_authorization_scheme_param(raw.decode("latin-1"))
     if scheme.lower() != "bearer" or not credentials:
         return None
     return credentials

@@ -6,8 +6,9 @@ first writes a revocation mark over the Redis entry, and that entry is only ever
 SET NX, so a lookup racing with the revocation cannot put the agent back; `revoke` then waits
 out the process caches (an entry is dated from before the read that filled it, so none that
 was read before the mark outlives the wait): once `revoke` returns, no instance accepts the
-key. The process cache saves a Redis round trip on nearly every verification (measured with
-`bench/run`: README, Performance)."""
+key. The process cache saves a Redis round trip per verification when a key is used more
+than once a second (tooling that verifies many callers with one key; the benchmark's agent),
+and nothing for a person's key used once per call (README, Performance)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from service.tokens import AGENT_KEY_PREFIX, agent_key_hash, new_token
 
 AGENT_CACHE_SECONDS = 60
 # How long a process trusts what it read; `revoke` waits this long (and a margin) before it
-# returns. Short: under load it is still a hit on nearly every request.
+# returns. Short, so revoking stays quick; a key in steady use is still a hit nearly always.
 LOCAL_CACHE_SECONDS = 1.0
 LOCAL_CACHE_MAX_ENTRIES = 10_000  # keys of active agents only; cleared when full
 # Outlives any cache fill that read Postgres before the revocation committed.

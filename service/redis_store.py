@@ -117,8 +117,7 @@ def make_client(url: str, *, cluster: bool, timeout: float, pool_size: int) -> R
     """A client whose connects fail within `timeout`. Commands get no socket timeout of their
     own: every command runs inside `RedisStore.guard()`, whose deadline is the one bound of a
     step. (A socket timeout costs a task per command sent, `asyncio.wait_for`, and a timer per
-    reply read: about a fifth of the service's CPU per Redis round trip, measured with
-    `bench/run`. A command cancelled by the guard's deadline drops its connection, so no
+    reply read. A command cancelled by the guard's deadline drops its connection, so no
     half-read reply is reused.) A connection error is retried once (a restarted server leaves
     stale pooled connections; one quick retry reconnects them); a timeout is not retried, so
     a hung server costs one timeout, not several."""

@@ -28,6 +28,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.middleware import replay
 from api.problems import service_error_response
 from api.routes.agent import create_verification, verify_pin
 from api.routes.agent import router as agent_router
@@ -96,7 +97,7 @@ class HotPaths:
         body = _request_body(message)
         request = _verification_request(body) if body is not None else None
         if request is None:
-            await self.app(scope, _replay(message, receive), send)
+            await self.app(scope, replay(message, receive), send)
             return
         scope["route"] = self._verify_route
         services: Services = scope["app"].state.services
@@ -154,19 +155,6 @@ def _verification_request(body: bytes) -> VerificationRequest | None:
         return VerificationRequest.model_validate(orjson.loads(body))
     except (orjson.JSONDecodeError, ValidationError):
         return None
-
-
-def _replay(first: Message, receive: Receive) -> Receive:
-    replayed = False
-
-    async def replay() -> Message:
-        nonlocal replayed
-        if not replayed:
-            replayed = True
-            return first
-        return await receive()
-
-    return replay
 
 
 async def _send_json(send: Send, status: int, content: dict[str, Any]) -> None:

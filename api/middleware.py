@@ -101,6 +101,20 @@ class RequestContextMiddleware:
             structlog.contextvars.reset_contextvars(**bound)
 
 
+def replay(first: Message, receive: Receive) -> Receive:
+    """A `receive` that returns `first` (a message already read), then reads on."""
+    replayed = False
+
+    async def receive_again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return first
+        return await receive()
+
+    return receive_again
+
+
 def _route_template(scope: Scope) -> str:
     # The template (`/v1/me/support-pin`), never the raw path: bounded label values, and no
     # identifiers or query strings in metrics or logs.
@@ -140,16 +154,8 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        first: Message = {"type": "http.request", "body": body, "more_body": False}
+        await self.app(scope, replay(first, receive), send)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps(

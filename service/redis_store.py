@@ -206,32 +206,28 @@ class _DirectConnections:
         self._max_idle = max_idle
 
     async def evalsha(self, sha: str, source: str, keys_and_args: list[Any], numkeys: int) -> Any:
-        reused = bool(self._idle)
-        conn = self._idle.pop() if reused else self._new()
-        try:
-            reply = await self._run(conn, sha, source, keys_and_args, numkeys)
-        except ResponseError:
-            await self._release(conn)  # an error reply: the connection is in step
-            raise
-        except RedisConnectionError:
-            await conn.disconnect(nowait=True)
-            if not reused:
-                raise
-            await self.close()  # the other idle ones are as stale as this one was
-            conn = self._new()
+        for last_try in (False, True):
+            reused = bool(self._idle)
+            conn = self._idle.pop() if reused else self._new()
             try:
                 reply = await self._run(conn, sha, source, keys_and_args, numkeys)
             except ResponseError:
-                await self._release(conn)
+                await self._release(conn)  # an error reply: the connection is in step
                 raise
+            except RedisConnectionError:
+                await conn.disconnect(nowait=True)
+                if not reused or last_try:
+                    raise
+                # The other idle ones are as stale as this one was: one more try, most likely
+                # on a fresh connection.
+                await self.close()
+                continue
             except BaseException:
                 await conn.disconnect(nowait=True)
                 raise
-        except BaseException:
-            await conn.disconnect(nowait=True)
-            raise
-        await self._release(conn)
-        return reply
+            await self._release(conn)
+            return reply
+        raise AssertionError("unreachable: the last try returns or raises")
 
     @staticmethod
     async def _run(

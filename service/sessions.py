@@ -53,9 +53,11 @@ class SessionStore:
             raw = base64.urlsafe_b64decode(tag + "==")
         except (binascii.Error, ValueError):
             return None
-        if len(raw) != 16 or account_tag(UUID(bytes=raw)) != tag:
-            return None  # not the canonical spelling of an id
+        if len(raw) != 16:
+            return None
         account_id = UUID(bytes=raw)
+        if account_tag(account_id) != tag:
+            return None  # not the canonical spelling of an id
         return SessionClaim(account_id, self._redis.keys.session(account_id, self._digest(token)))
 
     async def create(self, account_id: UUID) -> str:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from service.accounts import EMAIL_CACHE_SECONDS
 from service.container import Services
 from service.passwords import PasswordHasher
 from service.persistence.migrations import migrate
@@ -79,10 +80,13 @@ async def delete_prefix(client: RedisClient, prefix: str) -> int:
     return deleted
 
 
-async def seed_accounts(db_url: str, count: int, password: str) -> list[Account]:
-    """`count` accounts in one COPY, all with one argon2 hash made by the service's hasher."""
+async def seed_accounts(db_url: str, count: int, password: str, *, first: int = 0) -> list[Account]:
+    """`count` accounts in one COPY, all with one argon2 hash made by the service's hasher;
+    their emails are numbered from `first`."""
     password_hash = await PasswordHasher(1).hash(password)
-    accounts = [Account(uuid.uuid4(), f"bench-{i:07d}@example.com") for i in range(count)]
+    accounts = [
+        Account(uuid.uuid4(), f"bench-{i:07d}@example.com") for i in range(first, first + count)
+    ]
     conn = await asyncpg.connect(db_url)
     try:
         await conn.copy_records_to_table(
@@ -107,10 +111,15 @@ async def seed_sessions(services: Services, accounts: list[Account]) -> list[str
 
 async def remember_sign_ins(services: Services, accounts: list[Account]) -> None:
     """What signing in leaves behind besides the session: the email -> account id cache entry
-    that the agent's lookup then finds (sessions are seeded without argon2, see above)."""
-    for start in range(0, len(accounts), SEED_CHUNK):
-        chunk = accounts[start : start + SEED_CHUNK]
-        await asyncio.gather(*(services.accounts.id_by_email(a.email) for a in chunk))
+    that the agent's lookup then finds (sessions are seeded without argon2, see above).
+    Written in pipelined batches with the service's own key and lifetime."""
+    async with services.redis.client.pipeline(transaction=False) as pipe:
+        for start in range(0, len(accounts), 10_000):
+            for account in accounts[start : start + 10_000]:
+                key = services.accounts.email_cache_key(account.email)
+                assert key is not None
+                pipe.set(key, account.id.bytes, ex=EMAIL_CACHE_SECONDS)
+            await pipe.execute()
 
 
 async def load_pins(

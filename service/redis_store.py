@@ -5,18 +5,20 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 from uuid import UUID
 
 import hiredis
+from redis._parsers import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, ConnectionPool
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisClusterException, ResponseError
+from redis.exceptions import InvalidResponse, NoScriptError, RedisClusterException
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -162,6 +164,8 @@ class _Guard:
         try:
             await self._deadline.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:  # the deadline passed: the step was cancelled
+            if self._store._direct is not None:
+                self._store._direct.drop_if_stalled(self._store.timeout or 0.0)
             raise self._store._failed(expired) from expired
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise self._store._failed(exc) from exc
@@ -170,7 +174,7 @@ class _Guard:
 class Script:
     """A Lua script of the service, called as `await script(keys=[...], args=[...])` inside
     `RedisStore.guard()`. On a cluster it is redis-py's own script object. On a single node it
-    runs on `_DirectConnections` (see there); either way by EVALSHA, loading the script when
+    runs on `_ScriptRunner` (see there); either way by EVALSHA, loading the script when
     Redis does not know it (after a restart)."""
 
     def __init__(self, store: RedisStore, source: str) -> None:
@@ -185,80 +189,166 @@ class Script:
         return await self._direct.evalsha(self.sha, self._source, [*keys, *(args or [])], len(keys))
 
 
-class _DirectConnections:
-    """The service's scripts on a single Redis node, over redis-py connections taken straight
-    from an idle list instead of through the client.
+class _PipelinedConnection(asyncio.Protocol):
+    """One Redis connection shared by every script call of the process (single node).
 
-    redis-py's client spends, on every command, more CPU than the round trip itself: a pool
-    checkout and return under a lock, a retry wrapper and several observability hooks (even
-    with observability off). The scripts run on every PIN issuance and verification, so they
-    skip that: each call takes an idle connection (or makes one with the client pool's own
-    settings: `make_connection`), sends EVALSHA, reads the reply and puts the connection back.
-    What the client does and matters is kept: a connection that fails is dropped (a cancelled
-    read, as on the guard's deadline, drops it too: redis-py disconnects it), and a connection
-    error on a connection that sat idle is tried once more on a fresh one, after dropping the
-    other idle ones (a restarted server leaves them all stale). Measured with `bench/run`: see
-    the README's Performance section."""
+    Redis answers the commands of a connection in the order they were sent, so callers need
+    no connection of their own: each appends its command and waits for the next reply in
+    line. Commands sent during one turn of the event loop leave in one write, and a read
+    brings back all the replies that have arrived. Under load that turns a write system
+    call, a read and an event-loop wake-up per command into one per batch, for the service
+    and for Redis (see the README's Performance section for what that bought).
 
-    def __init__(self, pool: ConnectionPool, max_idle: int) -> None:
+    A caller that stops waiting (cancelled, or its guard's deadline passed) leaves its place
+    in line: its reply is read and dropped when it comes. When the connection is lost every
+    waiting caller fails with a connection error (and `_ScriptRunner` gives each one more
+    try on a new connection)."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer  # kept: its finaliser would close the transport
+        self._transport = writer.transport
+        self._loop = asyncio.get_running_loop()
+        self._reader = hiredis.Reader(
+            protocolError=InvalidResponse, replyError=BaseParser.parse_error
+        )
+        self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._outgoing: list[bytes] = []
+        self.lost = False
+        self._transport.set_protocol(self)
+
+    def send(self, command: bytes) -> asyncio.Future[Any]:
+        """Queue `command` (packed); the future gets its reply, or the error Redis sent."""
+        reply: asyncio.Future[Any] = self._loop.create_future()
+        if self.lost:
+            reply.set_exception(RedisConnectionError("Redis connection lost"))
+            return reply
+        if not self._outgoing:
+            self._loop.call_soon(self._flush)
+        self._outgoing.append(command)
+        self._waiting.append((reply, self._loop.time()))
+        return reply
+
+    def _flush(self) -> None:
+        if not self.lost:
+            self._transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        try:
+            while (reply := self._reader.gets()) is not False:
+                waiter, _ = self._waiting.popleft()
+                if waiter.done():
+                    continue  # its caller stopped waiting
+                if isinstance(reply, Exception):
+                    waiter.set_exception(reply)
+                else:
+                    waiter.set_result(reply)
+        except (InvalidResponse, IndexError) as exc:  # garbage, or a reply nobody asked for
+            log.error("redis sent an unexpected reply; dropping the connection", exc_info=exc)
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        waiting, self._waiting = self._waiting, deque()
+        for waiter, _ in waiting:
+            if not waiter.done():
+                waiter.set_exception(RedisConnectionError("Redis connection lost"))
+
+    def stalled(self, timeout: float) -> bool:
+        """True if the oldest unanswered command has waited `timeout` or longer."""
+        return bool(self._waiting) and self._loop.time() - self._waiting[0][1] >= timeout
+
+    def close(self) -> None:
+        self.lost = True
+        self._transport.abort()  # unanswered commands fail now, in connection_lost
+
+
+class _ScriptRunner:
+    """The service's scripts on a single Redis node, over one `_PipelinedConnection`.
+
+    redis-py's client spends, on every command, more CPU than the round trip itself (a pool
+    checkout and return under a lock, a retry wrapper, observability hooks even with
+    observability off) and gives each concurrent command a connection, a write and a read of
+    its own. The scripts run on every PIN issuance and verification, so they skip that. The
+    connection is made by the client pool's own settings (`make_connection`: address, TLS,
+    credentials, database, client name), then taken over from redis-py. What the client does
+    and matters is kept: EVALSHA, with SCRIPT LOAD when Redis does not know the script (after
+    a restart); a lost connection is replaced, and a command that was waiting on it when it
+    was lost is tried once more on the new one (a restarted server closes it; a timeout is
+    never retried); a connection on which a command got no answer within the timeout is
+    dropped (see `RedisStore.guard`), so a hung or vanished server cannot hold every later
+    call behind it."""
+
+    def __init__(self, pool: ConnectionPool) -> None:
         self._pool = pool
-        self._idle: list[AbstractConnection] = []
-        self._max_idle = max_idle
+        self._conn: _PipelinedConnection | None = None
+        self._connecting = asyncio.Lock()
 
     async def evalsha(self, sha: str, source: str, keys_and_args: list[Any], numkeys: int) -> Any:
+        # hiredis's packer (C) gives the same bytes as redis-py's, in a sixth of the time.
+        command = hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args))
         for last_try in (False, True):
-            reused = bool(self._idle)
-            conn = self._idle.pop() if reused else self._new()
+            conn = self._conn
+            fresh = conn is None or conn.lost
+            if conn is None or conn.lost:
+                conn = await self._connect()
             try:
-                reply = await self._run(conn, sha, source, keys_and_args, numkeys)
-            except ResponseError:
-                await self._release(conn)  # an error reply: the connection is in step
-                raise
+                return await self._run(conn, command, source)
             except RedisConnectionError:
-                await conn.disconnect(nowait=True)
-                if not reused or last_try:
+                if fresh or last_try:
                     raise
-                # The other idle ones are as stale as this one was: one more try, most likely
-                # on a fresh connection.
-                await self.close()
-                continue
-            except BaseException:
-                await conn.disconnect(nowait=True)
-                raise
-            await self._release(conn)
-            return reply
         raise AssertionError("unreachable: the last try returns or raises")
 
     @staticmethod
-    async def _run(
-        conn: AbstractConnection, sha: str, source: str, keys_and_args: list[Any], numkeys: int
-    ) -> Any:
-        # hiredis's packer (C) gives the same bytes as redis-py's, in a sixth of the time.
-        command = hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args))
-        await conn.send_packed_command(command, check_health=False)
+    async def _run(conn: _PipelinedConnection, command: bytes, source: str) -> Any:
         try:
-            return await conn.read_response()
+            return await conn.send(command)
         except NoScriptError:
             load: tuple[Any, ...] = ("SCRIPT", "LOAD", source)  # the stub types a 1-tuple
-            await conn.send_packed_command(hiredis.pack_command(load), check_health=False)
-            await conn.read_response()
-            await conn.send_packed_command(command, check_health=False)
-            return await conn.read_response()
+            loaded = conn.send(hiredis.pack_command(load))
+            again = conn.send(command)  # same write: no round trip more than needed
+            try:
+                await loaded
+            except BaseException:
+                again.add_done_callback(_retrieve)
+                raise
+            return await again
 
-    def _new(self) -> AbstractConnection:
-        connection: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]  # untyped upstream
-        return connection
+    async def _connect(self) -> _PipelinedConnection:
+        async with self._connecting:  # one connection made at a time; the others use it
+            if self._conn is not None and not self._conn.lost:
+                return self._conn
+            raw: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]  # untyped upstream
+            try:
+                # redis-py's handshake: AUTH, HELLO, SELECT, CLIENT SETNAME.
+                await raw.connect()  # type: ignore[no-untyped-call]  # untyped upstream
+            except BaseException:
+                await raw.disconnect(nowait=True)
+                raise
+            # Taken over (see the class docstring): redis-py lets go of the stream, so it
+            # neither closes it when its connection object is collected nor reads from it.
+            writer = raw._writer
+            if writer is None:  # connect() returned, so it is set
+                raise RedisConnectionError("Redis connection not established")
+            raw._writer = raw._reader = None
+            self._conn = _PipelinedConnection(writer)
+            return self._conn
 
-    async def _release(self, conn: AbstractConnection) -> None:
-        if len(self._idle) < self._max_idle:
-            self._idle.append(conn)
-        else:
-            await conn.disconnect(nowait=True)
+    def drop_if_stalled(self, timeout: float) -> None:
+        if self._conn is not None and self._conn.stalled(timeout):
+            log.warning("redis did not answer within the timeout; dropping the connection")
+            self._conn.close()
 
-    async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.disconnect(nowait=True)
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 class RedisStore:
@@ -276,11 +366,7 @@ class RedisStore:
         self.timeout = timeout
         self._on_error = on_error
         self._direct = (
-            None
-            if isinstance(client, RedisCluster)
-            else _DirectConnections(
-                client.connection_pool, max_idle=client.connection_pool.max_connections
-            )
+            None if isinstance(client, RedisCluster) else _ScriptRunner(client.connection_pool)
         )
 
     def script(self, source: str) -> Script:
@@ -304,5 +390,5 @@ class RedisStore:
 
     async def close(self) -> None:
         if self._direct is not None:
-            await self._direct.close()
+            self._direct.close()
         await self.client.aclose()

@@ -29,6 +29,13 @@ class TestStores:
     redis_url: str
     embedded: bool
     redis_cluster: bool = False
+    # With `redis_cluster`, the single Redis node that runs beside the cluster (for the tests
+    # of what only a single node does).
+    single_node_redis_url: str | None = None
+
+    @property
+    def single_node_redis(self) -> str:
+        return self.single_node_redis_url or self.redis_url
 
 
 def _postgres_answers(url: str) -> bool:
@@ -64,6 +71,7 @@ def test_stores() -> Iterator[TestStores]:
                 f"redis://127.0.0.1:{nodes.ports[0]}/0",
                 single.embedded,
                 redis_cluster=True,
+                single_node_redis_url=single.redis_url,
             )
         return
     with test_stores_single() as single:

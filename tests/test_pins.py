@@ -275,7 +275,7 @@ async def test_bad_verification_input_is_422(h: Harness, body: dict) -> None:
 
 async def test_scripts_are_loaded_again_when_redis_has_forgotten_them(h: Harness) -> None:
     """A restarted Redis has no scripts: the first call after that loads each one again
-    (on a single node over the service's direct connections, on a cluster by redis-py)."""
+    (on a single node over the service's pipelined connection, on a cluster by redis-py)."""
     email, user = await h.user()
     _, agent = await h.agent()
     await h.issue_pin(user)

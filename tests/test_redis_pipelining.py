@@ -1,0 +1,120 @@
+"""The service's scripts share one pipelined Redis connection per process (single node):
+`service/redis_store.py:_ScriptRunner`. Replies are matched to callers by order alone, so
+these tests make sure that order survives concurrency, callers that stop waiting, a lost
+connection and a server that stops answering."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as redis_asyncio
+from redis.asyncio.cluster import RedisCluster
+
+from service.errors import Unavailable
+from service.redis_store import RedisStore
+from tests.conftest import Harness, HarnessFactory
+from tests.stores import TestStores
+
+# Echoes its argument after a little work of its own, so replies are told apart.
+ECHO = "return {ARGV[1], redis.call('INCR', KEYS[1])}"
+
+
+@pytest.fixture
+async def h(harness_factory: HarnessFactory, stores: TestStores) -> Harness:
+    """On a single Redis node, also when the suite runs on a cluster (TEST_REDIS_CLUSTER)."""
+    return await harness_factory(redis_url=stores.single_node_redis, redis_cluster=False)
+
+
+async def connections_received(client: redis_asyncio.Redis | RedisCluster) -> int:
+    assert isinstance(client, redis_asyncio.Redis)
+    info = await client.info("stats")
+    return int(info["total_connections_received"])
+
+
+async def echo_calls(store: RedisStore, key: str, count: int) -> list[asyncio.Task[object]]:
+    echo = store.script(ECHO)
+
+    async def call(n: int) -> object:
+        async with store.guard():
+            return await echo(keys=[key], args=[str(n)])
+
+    tasks = [asyncio.create_task(call(n)) for n in range(count)]
+    await asyncio.sleep(0)  # every task has queued its command
+    return tasks
+
+
+async def test_concurrent_calls_share_one_connection_and_each_gets_its_own_reply(
+    h: Harness,
+) -> None:
+    store = h.services.redis
+    key = store.keys.prefix + "pipelining:counter"
+    await (await echo_calls(store, key, 1))[0]  # the connection exists
+    before = await connections_received(store.client)
+
+    replies = await asyncio.gather(*await echo_calls(store, key, 300))
+
+    assert [reply[0] for reply in replies] == [str(n).encode() for n in range(300)]  # type: ignore[index]
+    # Each reply belongs to its own call: the counter values are all different.
+    assert len({reply[1] for reply in replies}) == 300  # type: ignore[index]
+    assert await connections_received(store.client) - before == 0
+
+
+async def test_callers_that_stop_waiting_do_not_shift_the_replies_of_the_others(
+    h: Harness,
+) -> None:
+    store = h.services.redis
+    key = store.keys.prefix + "pipelining:counter"
+    tasks = await echo_calls(store, key, 90)
+    for task in tasks[::3]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+
+    for n, result in enumerate(results):
+        if n % 3 == 0:
+            assert isinstance(result, asyncio.CancelledError)
+        else:
+            assert result[0] == str(n).encode()  # type: ignore[index]
+    # The connection stays in step for the next caller too.
+    assert (await (await echo_calls(store, key, 1))[0])[0] == b"0"  # type: ignore[index]
+
+
+async def test_a_lost_connection_is_replaced_and_the_waiting_call_tried_once_more(
+    h: Harness,
+) -> None:
+    email, user = await h.user()
+    _, agent = await h.agent()
+    pin = await h.issue_pin(user)  # the issue script made the connection
+    client = h.services.redis.client
+    killed = 0
+    for entry in await client.client_list():
+        if entry["name"] == "support-pin" and entry["cmd"] == "evalsha":
+            killed += await client.client_kill_filter(_id=entry["id"])
+    assert killed == 1
+
+    # The verification's two scripts run on a new connection, without a 503.
+    assert (await h.verify(agent, email, pin))["valid"] is True
+
+
+async def test_a_connection_that_stops_answering_is_dropped_after_the_timeout(
+    harness_factory: HarnessFactory, stores: TestStores
+) -> None:
+    h = await harness_factory(
+        redis_url=stores.single_node_redis, redis_cluster=False, redis_timeout_seconds=0.3
+    )
+    store = h.services.redis
+    key = store.keys.prefix + "pipelining:counter"
+    await (await echo_calls(store, key, 1))[0]
+    client = store.client
+    before = await connections_received(client)
+    await client.execute_command("CLIENT", "PAUSE", "1200", "WRITE")  # INCR waits
+    try:
+        with pytest.raises(Unavailable):
+            await (await echo_calls(store, key, 1))[0]
+    finally:
+        await client.execute_command("CLIENT", "UNPAUSE")
+
+    # Answered again, on a new connection: the old one, whose reply never came in time, was
+    # dropped rather than kept with a command of nobody's at the head of its line.
+    assert (await (await echo_calls(store, key, 1))[0])[0] == b"0"  # type: ignore[index]
+    assert await connections_received(client) - before == 1

@@ -92,7 +92,8 @@ class AuditLog:
             return await sql.insert_events(conn, rows)
 
         try:
-            stamps = await self._db.must_write(write)
+            # One INSERT for the batch: committed as a whole or not at all.
+            stamps = await self._db.must_write(write, one_statement=True)
         except Unavailable:
             # Postgres is away: callers queued behind this batch would only wait out another
             # timeout each, so they fail now too (their undos first: they are newer).

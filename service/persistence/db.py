@@ -136,9 +136,17 @@ class Database:
                 raise
             await tx.commit()
 
-    async def must_write(self, write: Callable[[Connection], Awaitable[T]]) -> T:
-        """Run a write that the caller cannot answer without: any refusal becomes `Unavailable`."""
+    async def must_write(
+        self, write: Callable[[Connection], Awaitable[T]], *, one_statement: bool = False
+    ) -> T:
+        """Run a write that the caller cannot answer without: any refusal becomes `Unavailable`.
+
+        `one_statement`: `write` runs a single statement, which PostgreSQL commits (or rolls
+        back) as a whole on its own, so no BEGIN and COMMIT round trips are spent on it."""
         try:
+            if one_statement:
+                async with self.connection() as conn:
+                    return await write(conn)
             async with self.transaction() as conn:
                 return await write(conn)
         except asyncpg.PostgresError as exc:

@@ -50,6 +50,7 @@ class AgentService:
         self._redis = redis
         # key hash -> (agent, monotonic time after which the entry is not used)
         self._local: dict[bytes, tuple[Agent, float]] = {}
+        self._lookups: dict[bytes, asyncio.Future[Agent | None]] = {}
 
     def _cache_key(self, key_hash: bytes) -> str:
         return self._redis.keys.agent_key(key_hash.hex())
@@ -91,10 +92,27 @@ class AgentService:
         if not key.startswith(AGENT_KEY_PREFIX):
             return None
         key_hash = agent_key_hash(key)
-        now = time.monotonic()
         local = self._local.get(key_hash)
-        if local is not None and now < local[1]:
+        if local is not None and time.monotonic() < local[1]:
             return local[0]
+        # One lookup per key at a time: the requests that miss together (the first ones on a
+        # key, and every LOCAL_CACHE_SECONDS those of a key in steady use) share it instead
+        # of each asking Redis, or Postgres, at once.
+        lookup = self._lookups.get(key_hash)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(key_hash))
+            self._lookups[key_hash] = lookup
+            lookup.add_done_callback(lambda done: self._forget(key_hash, done))
+        # Shielded: a request that goes away does not cancel the lookup the others wait for.
+        return await asyncio.shield(lookup)
+
+    def _forget(self, key_hash: bytes, lookup: asyncio.Future[Agent | None]) -> None:
+        self._lookups.pop(key_hash, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved, even if every request that waited went away
+
+    async def _look_up(self, key_hash: bytes) -> Agent | None:
+        now = time.monotonic()
         agent = await self._authenticate_shared(key_hash)
         if agent is not None:
             if len(self._local) >= LOCAL_CACHE_MAX_ENTRIES:

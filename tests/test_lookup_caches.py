@@ -3,6 +3,7 @@ effect at once on every instance."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from service.agents import AGENT_CACHE_SECONDS
@@ -81,3 +82,20 @@ async def test_redis_holds_no_email_address(h: Harness) -> None:
         assert email.encode() not in key
         value = await client.get(key) if await client.type(key) == b"string" else b""
         assert email.encode() not in (value or b"")
+
+
+async def test_requests_that_miss_the_process_cache_together_share_one_lookup(
+    harness_factory: HarnessFactory,
+) -> None:
+    one = await harness_factory()
+    name, agent = await one.agent()
+    key = agent["Authorization"].removeprefix("Bearer ")
+    fresh = await harness_factory()  # an instance whose process cache is empty
+    client = fresh.services.redis.client
+    before = (await client.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+
+    agents = await asyncio.gather(*(fresh.services.agents.authenticate(key) for _ in range(50)))
+
+    assert {a.name if a else None for a in agents} == {name}
+    after = (await client.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+    assert after - before == 1  # one read of the shared cache, not fifty

@@ -4,7 +4,7 @@ setup = common.number_threads
 local rows, cursor, step
 
 function init(args)
-  rows = common.load_rows()
+  rows = common.load_rows(true)
   cursor, step = thread_index, thread_count
 end
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -51,11 +50,6 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = await open_services(settings)
         app.state.services = services
-        # What exists now (modules, routes, pools) lives as long as the process: out of the
-        # cyclic collector's sight, so a full collection scans only what requests left
-        # behind instead of ~90,000 objects (66 ms with the loop stopped, measured).
-        gc.collect()
-        gc.freeze()
         try:
             yield
         finally:

@@ -111,10 +111,15 @@ def draw_chart(path: Path, results: dict[str, Any]) -> None:
     right.set_title("Latency")
 
     meta = results["meta"]
+    rounds = len(results.get("rounds") or [None])
+    per_endpoint = (
+        f"median of {rounds} rounds of {meta['duration_s']} s"
+        if rounds > 1
+        else f"{meta['duration_s']} s"
+    )
     fig.suptitle(
         f"Support PIN service, {meta['workers']} worker(s), {meta['connections']} connections, "
-        f"{meta['accounts']:,} accounts, {meta['duration_s']} s per endpoint "
-        f"({meta['started_at']})",
+        f"{meta['accounts']:,} accounts, {per_endpoint} per endpoint ({meta['started_at']})",
         fontsize=10,
     )
     fig.savefig(path, dpi=110)

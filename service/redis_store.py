@@ -290,7 +290,7 @@ class _ScriptRunner:
         command = hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args))
         for last_try in (False, True):
             conn = self._conn
-            fresh = conn is None or conn.lost
+            fresh = conn is None or conn.lost  # made for this call, or just now for another
             if conn is None or conn.lost:
                 conn = await self._connect()
             try:

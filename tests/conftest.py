@@ -76,12 +76,14 @@ async def make_settings(db_url: str, stores: TestStores) -> AsyncIterator[Callab
         return Settings(**values)
 
     yield build
-    client = redis.asyncio.Redis.from_url(stores.redis_url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}*", count=1000):
-            await client.unlink(key)
-    finally:
-        await client.aclose()
+    # The single node too when the suite runs on a cluster: some tests use it there.
+    for url in dict.fromkeys([stores.redis_url, stores.single_node_redis]):
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            async for key in client.scan_iter(match=f"{prefix}*", count=1000):
+                await client.unlink(key)
+        finally:
+            await client.aclose()
 
 
 @dataclass

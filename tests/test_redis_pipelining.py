@@ -6,6 +6,7 @@ connection and a server that stops answering."""
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 import redis.asyncio as redis_asyncio
@@ -118,3 +119,19 @@ async def test_a_connection_that_stops_answering_is_dropped_after_the_timeout(
     # dropped rather than kept with a command of nobody's at the head of its line.
     assert (await (await echo_calls(store, key, 1))[0])[0] == b"0"  # type: ignore[index]
     assert await connections_received(client) - before == 1
+
+
+async def test_the_shared_connection_has_tcp_keepalive(h: Harness) -> None:
+    """Nobody checks it for health before use, as redis-py does for its pooled connections
+    (a PING after 30 s of quiet): the kernel's keepalive probes, which redis-py's connection
+    turns on by default (idle 30 s), find a vanished peer and keep a NAT's entry alive. This
+    fails if a redis-py upgrade or a setting turns them off."""
+    store = h.services.redis
+    await (await echo_calls(store, store.keys.prefix + "pipelining:counter", 1))[0]
+    runner = store._direct
+    assert runner is not None
+    assert runner._conn is not None
+    sock = runner._conn._transport.get_extra_info("socket")
+
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60

@@ -276,7 +276,7 @@ async def scale_run(
     # two, and with ~16,000 extra cache entries 1,000,000 PINs did, at 224 bytes per PIN.)
     for start in range(0, len(accounts), 10_000):
         chunk = accounts[start : start + 10_000]
-        await client.unlink(*(key for a in chunk for key in services.pins._account_keys(a.id)))
+        await client.unlink(*(key for a in chunk for key in services.redis.keys.pin_state(a.id)))
     extra = [services.accounts.email_cache_key(a.email) for a in accounts[args.accounts :]]
     for start in range(0, len(extra), 10_000):
         await client.unlink(*(key for key in extra[start : start + 10_000] if key))

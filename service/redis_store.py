@@ -290,9 +290,11 @@ class _ScriptRunner:
         command = hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args))
         for last_try in (False, True):
             conn = self._conn
-            fresh = conn is None or conn.lost  # made for this call, or just now for another
             if conn is None or conn.lost:
-                conn = await self._connect()
+                # Made for this call, or just now for another: no older connection to blame.
+                conn, fresh = await self._connect(), True
+            else:
+                fresh = False
             try:
                 return await self._run(conn, command, source)
             except RedisConnectionError:

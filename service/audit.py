@@ -11,20 +11,17 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
 from service.errors import Unavailable
+from service.logs import request_id_var
 from service.models import ACCOUNT_VISIBLE_EVENTS, AccountEvent, AuditEvent
 from service.persistence import audit as sql
 from service.persistence.db import Connection, Database
 
 log = logging.getLogger(__name__)
-
-# Set by the HTTP layer for each request so audit rows can be joined with log lines.
-request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 # Rows per INSERT; a burst larger than this is written as several batches, one after another.
 MAX_BATCH_ROWS = 500

@@ -10,8 +10,9 @@ from collections.abc import Callable
 import asyncpg
 import pytest
 
-from service.audit import AuditLog, request_id_var
+from service.audit import AuditLog
 from service.errors import Unavailable
+from service.logs import request_id_var
 from service.models import AuditEvent, EventType
 from service.persistence.db import Database
 from service.settings import Settings

@@ -342,13 +342,11 @@ async def test_no_secret_in_logs_or_problem_documents(
 
     records = caplog.records
     captured = capfd.readouterr()
-    # The capture really saw the server at DEBUG: the service's access lines (uvicorn's own
-    # access log is switched off by service/logs.py as a duplicate) and DEBUG records from
-    # some library.
-    names = {record.name for record in records}
-    assert "support_pin.access" in names, names
+    # The capture really saw the server at DEBUG: DEBUG records from some library, and on
+    # stderr the service's access lines (written straight there by `service.logs.access_line`,
+    # not as records; uvicorn's own access log is switched off as a duplicate).
     assert any(record.levelno == logging.DEBUG for record in records)
-    assert "support_pin.access" in captured.err
+    assert captured.err.count('"logger":"support_pin.access"') >= len(answers)
 
     found = {name: record.name for record in records for name in leaks(record_text(record), used)}
     assert found == {}, f"secrets in log records: {found}"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
-from service.logs import configure_logging, get_logger, wants_json
+from service.logs import access_line, configure_logging, get_logger, request_id_var, wants_json
 
 
 def test_console_format_is_readable_and_json_format_is_one_object_per_line(
@@ -58,5 +59,67 @@ def test_tracebacks_never_show_local_variables(
         output = capsys.readouterr().err
         assert "ValueError" in output
         assert "8264013579" not in output
+    finally:
+        configure_logging("INFO", "auto")
+
+
+def test_access_lines_have_the_fields_of_every_other_line_and_follow_the_level(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        configure_logging("INFO", "json")
+        get_logger("support_pin.test").info("other")
+        access_line("POST", "/v1/agent/verifications", 200, 1.25, "abc123")
+        other, access = (json.loads(line) for line in capsys.readouterr().err.splitlines())
+        assert set(access) == set(other) | {
+            "method",
+            "route",
+            "status",
+            "duration_ms",
+            "request_id",
+        }
+        assert access == access | {
+            "event": "request",
+            "logger": "support_pin.access",
+            "level": "info",
+            "method": "POST",
+            "route": "/v1/agent/verifications",
+            "status": 200,
+            "duration_ms": 1.25,
+            "request_id": "abc123",
+            "pid": other["pid"],
+        }
+        assert access["timestamp"].endswith("Z")
+        assert access["timestamp"] >= other["timestamp"]  # the same ISO 8601 form, in order
+
+        configure_logging("WARNING", "json")
+        access_line("GET", "/healthz", 200, 0.5, "def456")
+        assert capsys.readouterr().err == ""
+
+        configure_logging("INFO", "console")
+        access_line("GET", "/healthz", 200, 0.5, "def456")
+        console = capsys.readouterr().err
+        assert "request" in console
+        assert "def456" in console
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(console.strip())
+    finally:
+        configure_logging("INFO", "auto")
+
+
+def test_every_line_written_while_answering_carries_the_request_id(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    try:
+        configure_logging("INFO", "json")
+        token = request_id_var.set("req-42")
+        try:
+            get_logger("support_pin.test").info("from structlog")
+            logging.getLogger("some.library").warning("from the logging module")
+        finally:
+            request_id_var.reset(token)
+        get_logger("support_pin.test").info("outside a request")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        assert [line.get("request_id") for line in lines] == ["req-42", "req-42", None]
     finally:
         configure_logging("INFO", "auto")

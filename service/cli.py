@@ -126,8 +126,10 @@ def _serve(args: argparse.Namespace) -> int:
             log_config=None,
             # uvloop and httptools (both in uvicorn[standard]) named explicitly, so a missing
             # one fails at start instead of silently falling back to the slower pure-Python ones.
+            # The HTTP protocol is uvicorn's httptools one, sending each answer in one write
+            # (api/protocol.py).
             loop="uvloop",
-            http="httptools",
+            http="api.protocol:CoalescingHttpToolsProtocol",
             # RequestContextMiddleware writes the access line (with route, status, duration
             # and request id); uvicorn's own would be a second line for every request.
             access_log=False,

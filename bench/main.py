@@ -424,9 +424,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 print(f"service on {server.url}, {args.workers} worker(s); warming up", flush=True)
                 # The first seconds of a fresh server and of wrk's first connections are
                 # slower than the rest (a /healthz run straight after a 1 s warm-up showed a
-                # p99 of 0.4-0.8 s while the service's log shows it answering throughout).
+                # p99 of 0.4-0.8 s while the service's log shows it answering throughout),
+                # and so are a route's first requests (the first round's verification ran at
+                # 0.5-0.7 of the later rounds). The first round's reseed gives fresh PINs.
                 bench.wrk("healthz.lua", duration=min(3, args.duration))
                 bench.wrk("issue_pin.lua", duration=min(2, args.duration))
+                bench.wrk("verify_pin.lua", duration=min(2, args.duration))
 
                 c = args.connections
                 per_round: list[dict[str, dict[str, Any]]] = []

@@ -13,6 +13,7 @@ Nothing here logs request bodies or headers: secrets never reach a log line."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -61,6 +62,15 @@ def _add_request_id(_: Any, __: str, event: EventDict) -> EventDict:
 def _timestamp() -> str:
     # As structlog's TimeStamper(fmt="iso", utc=True) writes it.
     return datetime.now(tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_line(event: EventDict, **kwargs: Any) -> str:
+    """Compact JSON by orjson, as `access_line` writes it; what orjson refuses (an integer
+    wider than 64 bits) by the standard library, in the same compact form."""
+    try:
+        return orjson.dumps(event, default=kwargs.get("default")).decode()
+    except TypeError:
+        return json.dumps(event, **kwargs, separators=(",", ":"))
 
 
 def _shared_processors() -> list[Processor]:
@@ -135,7 +145,7 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "auto") -> No
     renderer: Processor
     _access.json = wants_json(log_format)
     if _access.json:
-        renderer = structlog.processors.JSONRenderer()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_line)
         exceptions: list[Processor] = [structlog.processors.format_exc_info]
     else:
         # Plain tracebacks: the rich formatter would print local variables, which can hold

@@ -31,6 +31,12 @@ def test_console_format_is_readable_and_json_format_is_one_object_per_line(
         assert line["level"] == "info"
         assert "timestamp" in line
         assert "pid" in line
+
+        # orjson refuses integers over 64 bits: the standard library writes that line.
+        get_logger("support_pin.test").info("big", count=2**70, thing=object())
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+        assert line["count"] == 2**70
+        assert line["thing"].startswith("<object object")
     finally:
         configure_logging("INFO", "auto")
 

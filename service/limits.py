@@ -165,7 +165,7 @@ class RateLimiter:
             agent_reply, account_reply, fetched = await self._verification_on_cluster(hits, fetch)
         else:
             keys = [hits[0].key, hits[1].key] + ([fetch] if fetch is not None else [])
-            async with self._redis.guard():
+            async with self._redis.guard(scripts_only=True):
                 reply = await self._verification_script(
                     keys=keys, args=[*hits[0].args, *hits[1].args]
                 )

@@ -249,7 +249,7 @@ class PinService:
         if session_key is not None:
             script_keys.append(session_key)
             args.append(account_id.bytes)
-        async with self._redis.guard():
+        async with self._redis.guard(scripts_only=True):
             reply = await self._issue(keys=script_keys, args=args)
         if int(reply[0]) == -1:
             raise Unauthenticated()
@@ -287,7 +287,7 @@ class PinService:
 
         Every way of being wrong gives the same answer."""
         if account_id is None:
-            async with self._redis.guard():
+            async with self._redis.guard(scripts_only=True):  # as a known account's
                 await self._probe(keys=[self._keys.pin("unknown")])
             await self._audit.record(
                 AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
@@ -296,7 +296,7 @@ class PinService:
             return Verification(valid=False, account_id=None, verified_at=None)
 
         keys = self._account_keys(account_id)
-        async with self._redis.guard():
+        async with self._redis.guard(scripts_only=True):
             reply = await self._verify(
                 keys=keys,
                 args=[

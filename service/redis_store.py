@@ -148,12 +148,13 @@ class _Guard:
 
     __slots__ = ("_deadline", "_store")
 
-    def __init__(self, store: RedisStore) -> None:
+    def __init__(self, store: RedisStore, *, timed: bool = True) -> None:
         self._store = store
-        self._deadline = asyncio.timeout(store.timeout)
+        self._deadline = asyncio.timeout(store.timeout) if timed else None
 
     async def __aenter__(self) -> None:
-        await self._deadline.__aenter__()
+        if self._deadline is not None:
+            await self._deadline.__aenter__()
 
     async def __aexit__(
         self,
@@ -161,12 +162,11 @@ class _Guard:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            await self._deadline.__aexit__(exc_type, exc, tb)
-        except TimeoutError as expired:  # the deadline passed: the step was cancelled
-            if self._store._direct is not None:
-                self._store._direct.drop_if_stalled(self._store.timeout or 0.0)
-            raise self._store._failed(expired) from expired
+        if self._deadline is not None:
+            try:
+                await self._deadline.__aexit__(exc_type, exc, tb)
+            except TimeoutError as expired:  # the deadline passed: the step was cancelled
+                raise self._store._failed(expired) from expired
         if exc is not None and isinstance(exc, _UNAVAILABLE):
             raise self._store._failed(exc) from exc
 
@@ -202,9 +202,16 @@ class _PipelinedConnection(asyncio.Protocol):
     A caller that stops waiting (cancelled, or its guard's deadline passed) leaves its place
     in line: its reply is read and dropped when it comes. When the connection is lost every
     waiting caller fails with a connection error (and `_ScriptRunner` gives each one more
-    try on a new connection)."""
+    try on a new connection).
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    The timeout is the connection's own: when the oldest unanswered command has waited
+    `timeout`, every waiting caller fails with `TimeoutError` and the connection is dropped
+    (Redis answers in order, so none of the later ones would be answered sooner), and a hung
+    or vanished server cannot hold every later call behind it. One timer per connection,
+    re-armed for the oldest command, instead of one per call: a call in a guard without a
+    timer of its own (`RedisStore.guard(scripts_only=True)`) costs no timer at all."""
+
+    def __init__(self, writer: asyncio.StreamWriter, timeout: float | None) -> None:
         self._writer = writer  # kept: its finaliser would close the transport
         self._transport = writer.transport
         self._loop = asyncio.get_running_loop()
@@ -213,11 +220,14 @@ class _PipelinedConnection(asyncio.Protocol):
         )
         self._waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self._outgoing: list[bytes] = []
+        self._timeout = timeout
+        self._watchdog: asyncio.TimerHandle | None = None
         self.lost = False
         self._transport.set_protocol(self)
 
     def send(self, command: bytes) -> asyncio.Future[Any]:
-        """Queue `command` (packed); the future gets its reply, or the error Redis sent."""
+        """Queue `command` (packed); the future gets its reply, the error Redis sent, or
+        `TimeoutError` if the connection stalls."""
         reply: asyncio.Future[Any] = self._loop.create_future()
         if self.lost:
             reply.set_exception(RedisConnectionError("Redis connection lost"))
@@ -225,8 +235,25 @@ class _PipelinedConnection(asyncio.Protocol):
         if not self._outgoing:
             self._loop.call_soon(self._flush)
         self._outgoing.append(command)
-        self._waiting.append((reply, self._loop.time()))
+        now = self._loop.time()
+        self._waiting.append((reply, now))
+        if self._watchdog is None and self._timeout is not None:
+            self._watchdog = self._loop.call_at(now + self._timeout, self._check)
         return reply
+
+    def _check(self) -> None:
+        """The watchdog: fail everything if the oldest command is overdue, else look again
+        when it will be."""
+        self._watchdog = None
+        if self.lost or not self._waiting or self._timeout is None:
+            return
+        oldest = self._waiting[0][1]
+        if self._loop.time() - oldest < self._timeout:
+            self._watchdog = self._loop.call_at(oldest + self._timeout, self._check)
+            return
+        log.warning("redis did not answer within the timeout; dropping the connection")
+        self._fail_waiting(TimeoutError("Redis did not answer within the timeout"))
+        self.close()
 
     def _flush(self) -> None:
         if not self.lost:
@@ -250,17 +277,19 @@ class _PipelinedConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self._fail_waiting(RedisConnectionError("Redis connection lost"))
+
+    def _fail_waiting(self, error: Exception) -> None:
         waiting, self._waiting = self._waiting, deque()
         for waiter, _ in waiting:
             if not waiter.done():
-                waiter.set_exception(RedisConnectionError("Redis connection lost"))
-
-    def stalled(self, timeout: float) -> bool:
-        """True if the oldest unanswered command has waited `timeout` or longer."""
-        return bool(self._waiting) and self._loop.time() - self._waiting[0][1] >= timeout
+                waiter.set_exception(error)
 
     def close(self) -> None:
         self.lost = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._transport.abort()  # unanswered commands fail now, in connection_lost
 
 
@@ -277,11 +306,11 @@ class _ScriptRunner:
     a restart); a lost connection is replaced, and a command that was waiting on it when it
     was lost is tried once more on the new one (a restarted server closes it; a timeout is
     never retried); a connection on which a command got no answer within the timeout is
-    dropped (see `RedisStore.guard`), so a hung or vanished server cannot hold every later
-    call behind it."""
+    dropped, its callers failing with `TimeoutError` (see `_PipelinedConnection`)."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, timeout: float | None) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._conn: _PipelinedConnection | None = None
         self._connecting = asyncio.Lock()
 
@@ -334,13 +363,8 @@ class _ScriptRunner:
             if writer is None:  # connect() returned, so it is set
                 raise RedisConnectionError("Redis connection not established")
             raw._writer = raw._reader = None
-            self._conn = _PipelinedConnection(writer)
+            self._conn = _PipelinedConnection(writer, self._timeout)
             return self._conn
-
-    def drop_if_stalled(self, timeout: float) -> None:
-        if self._conn is not None and self._conn.stalled(timeout):
-            log.warning("redis did not answer within the timeout; dropping the connection")
-            self._conn.close()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -368,17 +392,24 @@ class RedisStore:
         self.timeout = timeout
         self._on_error = on_error
         self._direct = (
-            None if isinstance(client, RedisCluster) else _ScriptRunner(client.connection_pool)
+            None
+            if isinstance(client, RedisCluster)
+            else _ScriptRunner(client.connection_pool, timeout)
         )
 
     def script(self, source: str) -> Script:
         return Script(self, source)
 
-    def guard(self) -> _Guard:
+    def guard(self, *, scripts_only: bool = False) -> _Guard:
         """`async with store.guard():` bounds one step by the timeout (the step's only
         deadline: see `make_client`; it also covers the cluster client's own retries and slot
-        refreshes) and turns outages into `Unavailable`."""
-        return _Guard(self)
+        refreshes) and turns outages into `Unavailable`.
+
+        `scripts_only=True` is for a step that only calls `Script`s: on a single node their
+        shared connection bounds every call by the same timeout itself
+        (`_PipelinedConnection`), so the guard sets no timer of its own (7 us a step, two
+        steps per verification). Anything else in such a step would have no deadline."""
+        return _Guard(self, timed=not (scripts_only and self._direct is not None))
 
     def _failed(self, exc: BaseException) -> Unavailable:
         if self._on_error is not None:

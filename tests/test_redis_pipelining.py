@@ -33,11 +33,13 @@ async def connections_received(client: redis_asyncio.Redis | RedisCluster) -> in
     return int(info["total_connections_received"])
 
 
-async def echo_calls(store: RedisStore, key: str, count: int) -> list[asyncio.Task[object]]:
+async def echo_calls(
+    store: RedisStore, key: str, count: int, *, scripts_only: bool = False
+) -> list[asyncio.Task[object]]:
     echo = store.script(ECHO)
 
     async def call(n: int) -> object:
-        async with store.guard():
+        async with store.guard(scripts_only=scripts_only):
             return await echo(keys=[key], args=[str(n)])
 
     tasks = [asyncio.create_task(call(n)) for n in range(count)]
@@ -97,9 +99,13 @@ async def test_a_lost_connection_is_replaced_and_the_waiting_call_tried_once_mor
     assert (await h.verify(agent, email, pin))["valid"] is True
 
 
+@pytest.mark.parametrize("scripts_only", [False, True], ids=["guard timer", "connection timer"])
 async def test_a_connection_that_stops_answering_is_dropped_after_the_timeout(
-    harness_factory: HarnessFactory, stores: TestStores
+    harness_factory: HarnessFactory, stores: TestStores, scripts_only: bool
 ) -> None:
+    """With the guard's own deadline, and with only the connection's (`scripts_only`, the
+    hot paths' steps): either way the call fails within the timeout, not when the server
+    answers again, and the connection is replaced."""
     h = await harness_factory(
         redis_url=stores.single_node_redis, redis_cluster=False, redis_timeout_seconds=0.3
     )
@@ -108,12 +114,16 @@ async def test_a_connection_that_stops_answering_is_dropped_after_the_timeout(
     await (await echo_calls(store, key, 1))[0]
     client = store.client
     before = await connections_received(client)
-    await client.execute_command("CLIENT", "PAUSE", "1200", "WRITE")  # INCR waits
+    await client.execute_command("CLIENT", "PAUSE", "3000", "WRITE")  # INCR waits
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         with pytest.raises(Unavailable):
-            await (await echo_calls(store, key, 1))[0]
+            await (await echo_calls(store, key, 1, scripts_only=scripts_only))[0]
+        waited = loop.time() - started
     finally:
         await client.execute_command("CLIENT", "UNPAUSE")
+    assert 0.3 <= waited < 2.0  # the timeout, not the pause (the bound is loose on purpose)
 
     # Answered again, on a new connection: the old one, whose reply never came in time, was
     # dropped rather than kept with a command of nobody's at the head of its line.

@@ -352,8 +352,12 @@ class _ScriptRunner:
                 return self._conn
             raw: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]  # untyped upstream
             try:
-                # redis-py's handshake: AUTH, HELLO, SELECT, CLIENT SETNAME.
-                await raw.connect()  # type: ignore[no-untyped-call]  # untyped upstream
+                # redis-py's handshake: AUTH, HELLO, SELECT, CLIENT SETNAME. Bounded here: its
+                # replies are read with no socket timeout, and a call in a guard without a
+                # timer (`guard(scripts_only=True)`) has no other deadline until the
+                # connection exists (a stopped server's kernel still accepts connections).
+                async with asyncio.timeout(self._timeout):
+                    await raw.connect()  # type: ignore[no-untyped-call]  # untyped upstream
             except BaseException:
                 await raw.disconnect(nowait=True)
                 raise

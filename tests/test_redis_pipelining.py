@@ -13,7 +13,7 @@ import redis.asyncio as redis_asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from service.errors import Unavailable
-from service.redis_store import RedisStore
+from service.redis_store import Keys, RedisStore, make_client
 from tests.conftest import Harness, HarnessFactory
 from tests.stores import TestStores
 
@@ -89,11 +89,12 @@ async def test_a_lost_connection_is_replaced_and_the_waiting_call_tried_once_mor
     _, agent = await h.agent()
     pin = await h.issue_pin(user)  # the issue script made the connection
     client = h.services.redis.client
-    killed = 0
-    for entry in await client.client_list():
-        if entry["name"] == "support-pin" and entry["cmd"] == "evalsha":
-            killed += await client.client_kill_filter(_id=entry["id"])
-    assert killed == 1
+    runner = h.services.redis._direct
+    assert runner is not None
+    assert runner._conn is not None
+    # This process's script connection only (another service may share the server).
+    host, port = runner._conn._transport.get_extra_info("sockname")[:2]
+    assert await client.client_kill_filter(addr=f"{host}:{port}") == 1
 
     # The verification's two scripts run on a new connection, without a 503.
     assert (await h.verify(agent, email, pin))["valid"] is True
@@ -145,3 +146,37 @@ async def test_the_shared_connection_has_tcp_keepalive(h: Harness) -> None:
 
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) <= 60
+
+
+async def test_a_server_that_accepts_but_never_answers_costs_one_timeout() -> None:
+    """The connection's handshake (redis-py's, with no socket timeout) is bounded too: a
+    stopped server's kernel still accepts connections, and a step in a guard without a timer
+    of its own has no other deadline until the connection exists."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read(-1)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RedisStore(
+        make_client(f"redis://127.0.0.1:{port}", cluster=False, timeout=0.3, pool_size=4),
+        Keys("test:"),
+        timeout=0.3,
+    )
+    script = store.script("return 1")
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        with pytest.raises(Unavailable):
+            async with store.guard(scripts_only=True):
+                await asyncio.wait_for(script(keys=[], args=[]), timeout=10)
+        assert loop.time() - started < 2.0
+        assert accepted  # it did connect: the handshake is what went unanswered
+    finally:
+        await store.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

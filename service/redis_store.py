@@ -317,19 +317,19 @@ class _ScriptRunner:
     async def evalsha(self, sha: str, source: str, keys_and_args: list[Any], numkeys: int) -> Any:
         # hiredis's packer (C) gives the same bytes as redis-py's, in a sixth of the time.
         command = hiredis.pack_command(("EVALSHA", sha, numkeys, *keys_and_args))
-        for last_try in (False, True):
-            conn = self._conn
-            if conn is None or conn.lost:
-                # Made for this call, or just now for another: no older connection to blame.
-                conn, fresh = await self._connect(), True
-            else:
-                fresh = False
+        conn = self._conn
+        if conn is not None and not conn.lost:
             try:
-                return await self._run(conn, command, source)
+                return await self._run(conn, command, source)  # bounded by the connection
             except RedisConnectionError:
-                if fresh or last_try:
-                    raise
-        raise AssertionError("unreachable: the last try returns or raises")
+                pass  # lost while this waited (a restarted server): once more, on a new one
+        # A new connection (made for this call, or just now for another: no older one to
+        # blame, so no further try). Waiting for the connection being made, making it (the
+        # handshake's replies are read with no socket timeout) and the call get one deadline
+        # together, as under a guard's timer: a step in `guard(scripts_only=True)` has no
+        # other, and a stopped server's kernel still accepts connections.
+        async with asyncio.timeout(self._timeout):
+            return await self._run(await self._connect(), command, source)
 
     @staticmethod
     async def _run(conn: _PipelinedConnection, command: bytes, source: str) -> Any:
@@ -352,12 +352,9 @@ class _ScriptRunner:
                 return self._conn
             raw: AbstractConnection = self._pool.make_connection()  # type: ignore[no-untyped-call]  # untyped upstream
             try:
-                # redis-py's handshake: AUTH, HELLO, SELECT, CLIENT SETNAME. Bounded here: its
-                # replies are read with no socket timeout, and a call in a guard without a
-                # timer (`guard(scripts_only=True)`) has no other deadline until the
-                # connection exists (a stopped server's kernel still accepts connections).
-                async with asyncio.timeout(self._timeout):
-                    await raw.connect()  # type: ignore[no-untyped-call]  # untyped upstream
+                # redis-py's handshake: AUTH, HELLO, SELECT, CLIENT SETNAME (bounded by the
+                # caller's deadline, see `evalsha`).
+                await raw.connect()  # type: ignore[no-untyped-call]  # untyped upstream
             except BaseException:
                 await raw.disconnect(nowait=True)
                 raise

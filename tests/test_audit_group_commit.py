@@ -76,6 +76,36 @@ async def test_a_caller_with_several_events_gets_the_first_ones_time(
     assert other != first
 
 
+async def test_a_caller_that_goes_away_does_not_stop_the_batch(
+    h: Harness, pg: asyncpg.Connection
+) -> None:
+    """A request cancelled while its row is being written (its client hung up) cancels only
+    its own wait: the batch it shares with others commits, its row included, and the others
+    get their timestamps."""
+    run = uuid.uuid4().hex[:8]
+    audit = h.services.audit
+    # The first caller's batch is in flight when the next ones queue behind it.
+    first = asyncio.ensure_future(
+        _record_as(audit, f"gc-gone-{run}-0", AuditEvent(EventType.ISSUED, uuid.uuid4()))
+    )
+    await asyncio.sleep(0)
+    callers = [
+        asyncio.ensure_future(
+            _record_as(audit, f"gc-gone-{run}-{i}", AuditEvent(EventType.ISSUED, uuid.uuid4()))
+        )
+        for i in range(1, 6)
+    ]
+    await asyncio.sleep(0)
+    callers[2].cancel()
+    done = await asyncio.gather(first, *callers, return_exceptions=True)
+    assert isinstance(done[3], asyncio.CancelledError)
+    assert all(not isinstance(stamp, BaseException) for i, stamp in enumerate(done) if i != 3), done
+    rows = await pg.fetch(
+        "SELECT request_id FROM audit_events WHERE request_id LIKE $1", f"gc-gone-{run}-%"
+    )
+    assert sorted(row["request_id"] for row in rows) == [f"gc-gone-{run}-{i}" for i in range(6)]
+
+
 async def test_batches_are_split_at_the_row_limit(
     make_settings: Callable[..., Settings], pg: asyncpg.Connection
 ) -> None:

@@ -8,18 +8,28 @@ from datetime import datetime
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from service.persistence.db import Connection
 
-# One statement for a whole batch: arrays in, one row per element, ids in input order (the
-# identity is drawn row by row in the order of the SELECT).
+# One statement for a whole batch: the rows travel as one JSON array (asyncpg encodes six
+# arrays of Python objects element by element, checking each one's type: about twice the CPU
+# for a batch of 16), one row per element, ids drawn in input order (the ORDER BY of the
+# SELECT), and the timestamps come back as one array in that order.
 _INSERT_MANY = """
-INSERT INTO audit_events (type, account_id, agent_id, agent_name, reason, request_id)
-SELECT type, account_id, agent_id, agent_name, reason, request_id
-FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[])
-     WITH ORDINALITY AS e(type, account_id, agent_id, agent_name, reason, request_id, n)
-ORDER BY n
-RETURNING id, occurred_at
+WITH inserted AS (
+    INSERT INTO audit_events (type, account_id, agent_id, agent_name, reason, request_id)
+    SELECT e.type, e.account_id, e.agent_id, e.agent_name, e.reason, e.request_id
+    FROM ROWS FROM (
+            jsonb_to_recordset($1::jsonb) AS (
+                type text, account_id uuid, agent_id uuid,
+                agent_name text, reason text, request_id text
+            )
+        ) WITH ORDINALITY AS e(type, account_id, agent_id, agent_name, reason, request_id, n)
+    ORDER BY e.n
+    RETURNING id, occurred_at
+)
+SELECT array_agg(occurred_at ORDER BY id) FROM inserted
 """
 
 
@@ -35,16 +45,11 @@ class EventRow:
 
 async def insert_events(conn: Connection, rows: Sequence[EventRow]) -> list[datetime]:
     """Insert `rows` with one statement; their `occurred_at`, in the order given."""
-    records = await conn.fetch(
-        _INSERT_MANY,
-        [r.type for r in rows],
-        [r.account_id for r in rows],
-        [r.agent_id for r in rows],
-        [r.agent_name for r in rows],
-        [r.reason for r in rows],
-        [r.request_id for r in rows],
-    )
-    return [record["occurred_at"] for record in sorted(records, key=lambda r: r["id"])]
+    # orjson writes a dataclass as an object of its fields and a UUID as its canonical text;
+    # `str` does the same for asyncpg's own UUID type (ids read from Postgres).
+    payload = orjson.dumps(list(rows), default=str).decode()
+    stamps: list[datetime] = await conn.fetchval(_INSERT_MANY, payload)
+    return stamps
 
 
 async def account_events(

@@ -11,7 +11,9 @@ from service.accounts import storable_text
 
 
 def rfc3339_utc(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # Postgres's and the service's own times are in UTC already
+        value = value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 # RFC 3339 in UTC with a trailing Z, e.g. 2026-11-25T12:00:00.123456Z.

@@ -19,7 +19,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from service import metrics
@@ -168,8 +168,7 @@ class Verification:
     verified_at: datetime | None
 
 
-@dataclass(frozen=True)
-class _Snapshot:
+class _Snapshot(NamedTuple):
     digest: bytes | None
     expires_ms: bytes | None
     attempts: bytes | None

@@ -4,6 +4,7 @@ shared across app instances; a 429 is never an evaluated PIN guess; the proxy se
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import Iterator
 from ipaddress import ip_network
@@ -310,3 +311,26 @@ async def test_limits_on_a_redis_cluster(
         finally:
             node.close()
     assert len(owners) >= 2, owners
+
+
+def test_hit_members_are_unique_in_a_process_and_across_forked_workers() -> None:
+    """A hit's member in the sliding log must never repeat (a repeated member replaces the
+    earlier hit instead of adding one: the limit would undercount). Members are a per-process
+    random prefix and a counter; uvicorn's workers are forked, so a child draws its own."""
+    from service.limits import _members
+
+    here = [_members.next() for _ in range(1000)]
+    assert len(set(here)) == len(here)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first members, to the parent, then out at once
+        os.write(write, " ".join(_members.next() for _ in range(3)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = pipe.read().split()
+    os.waitpid(pid, 0)
+    parent_next = [_members.next() for _ in range(3)]
+    assert len(child) == 3
+    assert not set(child) & set(here + parent_next)
+    assert child[0][:10] != parent_next[0][:10]  # a prefix of its own

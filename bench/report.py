@@ -39,18 +39,25 @@ def scale_table(scale: dict[str, Any]) -> str:
     small, large = scale["small"], scale["large"]
     script_small, script_large = scale["script_small"], scale["script_large"]
     script_again = scale["script_small_after"]
+    # In order: small, large, small again (runs of JSON files written before that have two).
+    runs = [(small, ""), (large, "")]
+    if "small_after" in scale:
+        runs.append((scale["small_after"], " (again, after)"))
+    rows = [
+        f"| {run['active_pins']:,}{note} | {run['rps']:,.0f} | {run['p50_ms']:.1f} "
+        f"| {run['p99_ms']:.1f} |"
+        for run, note in runs
+    ]
+    versus = "mean p99 of the two runs at" if "small_after" in scale else "p99 at"
     return "\n".join(
         [
             "| active PINs | verify req/s | p50 ms | p99 ms |",
             "|---:|---:|---:|---:|",
-            f"| {small['active_pins']:,} | {small['rps']:,.0f} | {small['p50_ms']:.1f} "
-            f"| {small['p99_ms']:.1f} |",
-            f"| {large['active_pins']:,} | {large['rps']:,.0f} | {large['p50_ms']:.1f} "
-            f"| {large['p99_ms']:.1f} |",
+            *rows,
             "",
             f"Redis memory per active PIN: {scale['bytes_per_pin']:.0f} bytes "
             f"(used_memory delta over {scale['loaded_pins']:,} PINs); "
-            f"p99 at {large['active_pins']:,} / p99 at {small['active_pins']:,}: "
+            f"p99 at {large['active_pins']:,} / {versus} {small['active_pins']:,}: "
             f"{scale['p99_ratio']:.2f}",
             "verify script alone, one call at a time: "
             f"p50 {script_small['p50_us']:.0f} / p99 {script_small['p99_us']:.0f} µs "

@@ -47,9 +47,24 @@ class _StderrHandler(logging.StreamHandler[TextIO]):
         pass
 
 
+class _Pid:
+    """The process id, read once and again in a forked child: `os.getpid()` is a system
+    call, and the access line is written for every request."""
+
+    def __init__(self) -> None:
+        self.value = os.getpid()
+
+    def refresh(self) -> None:
+        self.value = os.getpid()
+
+
+_pid = _Pid()
+os.register_at_fork(after_in_child=_pid.refresh)
+
+
 def _add_pid(_: Any, __: str, event: EventDict) -> EventDict:
     # Which worker wrote the line, when `serve --workers` runs several.
-    event["pid"] = os.getpid()
+    event["pid"] = _pid.value
     return event
 
 
@@ -133,7 +148,7 @@ def access_line(method: str, route: str, status: int, duration_ms: float, reques
             "logger": ACCESS_LOGGER,
             "level": "info",
             "timestamp": _timestamp(),
-            "pid": os.getpid(),
+            "pid": _pid.value,
         },
         option=orjson.OPT_APPEND_NEWLINE,
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
+import sys
 
 import pytest
 
@@ -129,3 +132,26 @@ def test_every_line_written_while_answering_carries_the_request_id(
         assert [line.get("request_id") for line in lines] == ["req-42", "req-42", None]
     finally:
         configure_logging("INFO", "auto")
+
+
+def test_a_forked_worker_writes_its_own_pid() -> None:
+    """The pid on each line is read once per process (a system call per request otherwise);
+    uvicorn's workers are forked, and each line must still name the worker that wrote it."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one access line into the pipe, then out at once
+        try:
+            sys.stderr = io.TextIOWrapper(os.fdopen(write, "wb"), write_through=True)
+            configure_logging("INFO", "json")
+            access_line("GET", "/healthz", 200, 0.5, "forked")
+            get_logger("support_pin.test").info("from the child")
+            sys.stderr.flush()
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        lines = [json.loads(line) for line in pipe.read().splitlines()]
+    os.waitpid(pid, 0)
+    assert len(lines) == 2
+    assert {line["pid"] for line in lines} == {pid}
+    assert pid != os.getpid()

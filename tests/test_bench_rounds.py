@@ -1,10 +1,12 @@
-"""The benchmark's choice of the median round (bench/main.py): pure arithmetic, no servers."""
+"""The benchmark's arithmetic (bench/main.py, bench/report.py): the median round, the scale
+run's ratio and its table. No servers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bench.main import median_rounds
+from bench.main import median_rounds, ratio_to_mean
+from bench.report import scale_table
 
 
 def _round(healthz: float, issue: float, verify: float) -> dict[str, dict[str, Any]]:
@@ -40,3 +42,36 @@ def test_with_an_even_number_of_rounds_the_lower_middle_one_is_reported() -> Non
 
     assert chosen["issue_pin"]["ratio_to_baseline"] == 0.5
     assert chosen["verify_pin"]["ratio_to_baseline"] == 0.5
+
+
+def test_the_scale_ratio_is_taken_against_the_mean_of_the_runs_before_and_after() -> None:
+    # The machine slowed down between the small run and the large one, and stayed slow.
+    assert ratio_to_mean(41.2, 33.4, 41.0) == round(41.2 / 37.2, 3)
+    assert ratio_to_mean(41.2, 0.0, 0.0) is None
+
+
+def test_the_scale_table_shows_every_run_and_reads_older_results() -> None:
+    def run(pins: int, p99: float) -> dict[str, Any]:
+        return {"active_pins": pins, "rps": 3000.0, "p50_ms": 20.0, "p99_ms": p99}
+
+    script = {"calls": 2000, "p50_us": 90.0, "p99_us": 200.0}
+    scale: dict[str, Any] = {
+        "small": run(1_000, 33.4),
+        "large": run(1_000_000, 41.2),
+        "small_after": run(1_000, 41.0),
+        "bytes_per_pin": 188.0,
+        "loaded_pins": 999_000,
+        "p99_ratio": 1.108,
+        "script_small": script,
+        "script_small_after": script,
+        "script_large": script,
+        "script_p99_ratio": 1.0,
+    }
+    table = scale_table(scale)
+    assert "| 1,000 (again, after) | 3,000 | 20.0 | 41.0 |" in table
+    assert "mean p99 of the two runs at 1,000: 1.11" in table
+    # A JSON file written before the run after the large one existed.
+    del scale["small_after"]
+    older = scale_table(scale)
+    assert "again, after" not in older
+    assert "p99 at 1,000,000 / p99 at 1,000: 1.11" in older

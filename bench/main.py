@@ -274,6 +274,40 @@ async def redis_used_memory(services: Services) -> int:
     return int(info["used_memory"])
 
 
+async def redis_cpu_seconds(services: Services) -> float:
+    """The Redis server's CPU time so far (user + system, from INFO)."""
+    info = await services.redis.client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def scale_verification(bench: Bench, active_pins: int, label: str) -> dict[str, Any]:
+    """One verification run of the scale run, with the service's and Redis's CPU time per
+    request (Redis's work grows with its keyspace, if anything does)."""
+    redis_before = await redis_cpu_seconds(bench.services)
+    service_before = bench.server.cpu_seconds()
+    result = bench.wrk("verify_pin.lua")
+    service_after = bench.server.cpu_seconds()
+    redis_after = await redis_cpu_seconds(bench.services)
+    per_request = 1e6 / result.requests if result.requests else 0.0
+    service_us = (
+        round((service_after - service_before) * per_request, 1)
+        if service_before is not None and service_after is not None
+        else None
+    )
+    redis_us = round((redis_after - redis_before) * per_request, 1)
+    print(
+        f"  scale: {active_pins:,} active PINs{label}: {result.rps:,.0f} req/s, "
+        f"p99 {result.p99_ms:.1f} ms, CPU per request: service {service_us} us, "
+        f"Redis {redis_us} us"
+    )
+    return {
+        "active_pins": active_pins,
+        **result.as_dict(),
+        "cpu_us_per_request": service_us,
+        "redis_cpu_us_per_request": redis_us,
+    }
+
+
 async def scale_run(
     bench: Bench, accounts: list[Any], data_path: Path, tokens: list[str]
 ) -> dict[str, Any]:
@@ -292,9 +326,8 @@ async def scale_run(
     for start in range(0, len(extra), 10_000):
         await client.unlink(*(key for key in extra[start : start + 10_000] if key))
     small_accounts = accounts[: args.scale_small]
-    rows = await reseed(services, small_accounts, tokens, data_path)
-    small = bench.wrk("verify_pin.lua")
-    print(f"  scale: {len(rows):,} active PINs: {small.rps:,.0f} req/s, p99 {small.p99_ms:.1f} ms")
+    await reseed(services, small_accounts, tokens, data_path)
+    small = await scale_verification(bench, args.scale_small, "")
     calls = min(2 * args.scale_small, 4_000)  # about two wrong tries per PIN: none dies
     small_script = await script_latency(services, [a.id for a in small_accounts], calls)
 
@@ -311,11 +344,7 @@ async def scale_run(
 
     await reseed(services, small_accounts, tokens, data_path)  # fresh PINs for the same callers
     large_script = await script_latency(services, ids, calls)
-    large = bench.wrk("verify_pin.lua")
-    print(
-        f"  scale: {args.scale_pins:,} active PINs: {large.rps:,.0f} req/s, "
-        f"p99 {large.p99_ms:.1f} ms"
-    )
+    large = await scale_verification(bench, args.scale_pins, "")
     deleted = 0
     for start in range(0, len(ids), 10_000):
         deleted += await client.unlink(
@@ -329,21 +358,17 @@ async def scale_run(
     # had 0.89 of its small-size p99 at the large size).
     small_again = await script_latency(services, [a.id for a in small_accounts], calls)
     await reseed(services, small_accounts, tokens, data_path)
-    small_after = bench.wrk("verify_pin.lua")
-    print(
-        f"  scale: {args.scale_small:,} active PINs again: {small_after.rps:,.0f} req/s, "
-        f"p99 {small_after.p99_ms:.1f} ms"
-    )
+    small_after = await scale_verification(bench, args.scale_small, " again")
     return {
         "loaded_pins": bulk,
         "load_seconds": round(load_seconds, 2),
         "used_memory_before": before,
         "used_memory_after": after,
         "bytes_per_pin": round(per_pin, 1),
-        "small": {"active_pins": args.scale_small, **small.as_dict()},
-        "large": {"active_pins": args.scale_pins, **large.as_dict()},
-        "small_after": {"active_pins": args.scale_small, **small_after.as_dict()},
-        "p99_ratio": ratio_to_mean(large.p99_ms, small.p99_ms, small_after.p99_ms),
+        "small": small,
+        "large": large,
+        "small_after": small_after,
+        "p99_ratio": ratio_to_mean(large["p99_ms"], small["p99_ms"], small_after["p99_ms"]),
         "script_small": small_script,
         "script_small_after": small_again,
         "script_large": large_script,

@@ -35,6 +35,10 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _cpu(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
 def scale_table(scale: dict[str, Any]) -> str:
     small, large = scale["small"], scale["large"]
     script_small, script_large = scale["script_small"], scale["script_large"]
@@ -45,14 +49,15 @@ def scale_table(scale: dict[str, Any]) -> str:
         runs.append((scale["small_after"], " (again, after)"))
     rows = [
         f"| {run['active_pins']:,}{note} | {run['rps']:,.0f} | {run['p50_ms']:.1f} "
-        f"| {run['p99_ms']:.1f} |"
+        f"| {run['p99_ms']:.1f} | {_cpu(run.get('cpu_us_per_request'))} "
+        f"| {_cpu(run.get('redis_cpu_us_per_request'))} |"
         for run, note in runs
     ]
     versus = "mean p99 of the two runs at" if "small_after" in scale else "p99 at"
     return "\n".join(
         [
-            "| active PINs | verify req/s | p50 ms | p99 ms |",
-            "|---:|---:|---:|---:|",
+            "| active PINs | verify req/s | p50 ms | p99 ms | CPU µs/req: service | Redis |",
+            "|---:|---:|---:|---:|---:|---:|",
             *rows,
             "",
             f"Redis memory per active PIN: {scale['bytes_per_pin']:.0f} bytes "

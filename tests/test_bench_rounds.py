@@ -52,7 +52,14 @@ def test_the_scale_ratio_is_taken_against_the_mean_of_the_runs_before_and_after(
 
 def test_the_scale_table_shows_every_run_and_reads_older_results() -> None:
     def run(pins: int, p99: float) -> dict[str, Any]:
-        return {"active_pins": pins, "rps": 3000.0, "p50_ms": 20.0, "p99_ms": p99}
+        return {
+            "active_pins": pins,
+            "rps": 3000.0,
+            "p50_ms": 20.0,
+            "p99_ms": p99,
+            "cpu_us_per_request": 350.0,
+            "redis_cpu_us_per_request": 60.4,
+        }
 
     script = {"calls": 2000, "p50_us": 90.0, "p99_us": 200.0}
     scale: dict[str, Any] = {
@@ -68,10 +75,13 @@ def test_the_scale_table_shows_every_run_and_reads_older_results() -> None:
         "script_p99_ratio": 1.0,
     }
     table = scale_table(scale)
-    assert "| 1,000 (again, after) | 3,000 | 20.0 | 41.0 |" in table
+    assert "| 1,000 (again, after) | 3,000 | 20.0 | 41.0 | 350 | 60 |" in table
     assert "mean p99 of the two runs at 1,000: 1.11" in table
-    # A JSON file written before the run after the large one existed.
+    # A JSON file written before the run after the large one and the CPU figures existed.
     del scale["small_after"]
+    for name in ("small", "large"):
+        del scale[name]["cpu_us_per_request"], scale[name]["redis_cpu_us_per_request"]
     older = scale_table(scale)
     assert "again, after" not in older
+    assert "| 1,000,000 | 3,000 | 20.0 | 41.2 | – | – |" in older
     assert "p99 at 1,000,000 / p99 at 1,000: 1.11" in older

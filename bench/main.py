@@ -352,10 +352,9 @@ async def scale_run(
         )
     # Back at the small size: timed again, since the machine may have got slower meanwhile
     # for reasons of its own (the other programs on it); the small figure is the mean. Over
-    # HTTP too: at 64 connections the p99 follows the run's req/s, which the machine moves
-    # by a quarter between two runs minutes apart (1,000 PINs at 3,095 req/s, then
-    # 1,000,000 at 2,378, p99 33.4 and 41.2 ms, in one run, while the verify script alone
-    # had 0.89 of its small-size p99 at the large size).
+    # HTTP too: at 64 connections the p99 follows the run's req/s, which moves by up to a
+    # quarter between runs minutes apart, either way (over three full runs the large case
+    # ran between, below and above the two small runs around it).
     small_again = await script_latency(services, [a.id for a in small_accounts], calls)
     await reseed(services, small_accounts, tokens, data_path)
     small_after = await scale_verification(bench, args.scale_small, " again")

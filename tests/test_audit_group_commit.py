@@ -84,7 +84,7 @@ async def test_a_caller_that_goes_away_does_not_stop_the_batch(
     get their timestamps."""
     run = uuid.uuid4().hex[:8]
     audit = h.services.audit
-    # The first caller's batch is in flight when the next ones queue behind it.
+    # The first caller starts the writer; the others queue while it runs; one goes away.
     first = asyncio.ensure_future(
         _record_as(audit, f"gc-gone-{run}-0", AuditEvent(EventType.ISSUED, uuid.uuid4()))
     )

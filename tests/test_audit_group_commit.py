@@ -13,7 +13,7 @@ import pytest
 from service.audit import AuditLog
 from service.errors import Unavailable
 from service.logs import request_id_var
-from service.models import AuditEvent, EventType
+from service.models import Agent, AuditEvent, EventType
 from service.persistence.db import Database
 from service.settings import Settings
 from tests.conftest import Harness, HarnessFactory
@@ -74,6 +74,38 @@ async def test_a_caller_with_several_events_gets_the_first_ones_time(
     assert [row["type"] for row in rows] == ["verify_failed", "locked"]
     assert first == rows[0]["occurred_at"]
     assert other != first
+
+
+async def test_every_field_is_stored_exactly_as_given(h: Harness, pg: asyncpg.Connection) -> None:
+    """A batch travels to PostgreSQL as one JSON document: text with quotes, backslashes,
+    tabs and characters outside the BMP, absent values and UUIDs (the standard library's and
+    asyncpg's own) all come back unchanged."""
+    run = uuid.uuid4().hex[:8]
+    stored_agent = await pg.fetchrow(
+        "INSERT INTO agents (name, key_hash) VALUES ($1, $2) RETURNING id, name",
+        f'agent "{run}" \\ back\tslash \U0001f511 ümlaut',
+        uuid.uuid4().bytes,
+    )
+    # asyncpg's UUID type, as ids read from Postgres are.
+    agent = Agent(stored_agent["id"], stored_agent["name"])
+    account = uuid.uuid4()
+    events = [
+        AuditEvent(EventType.VERIFY_FAILED, account, agent, reason="wrong_pin"),
+        AuditEvent(EventType.LOCKED, account, agent),
+        AuditEvent(EventType.AGENT_CREATED, None, agent),
+    ]
+    await _record_as(h.services.audit, f"gc-exact-{run}", *events)
+    rows = await pg.fetch(
+        """SELECT type, account_id, agent_id, agent_name, reason, request_id
+           FROM audit_events WHERE request_id = $1 ORDER BY id""",
+        f"gc-exact-{run}",
+    )
+    assert [tuple(row) for row in rows] == [
+        ("verify_failed", account, agent.id, agent.name, "wrong_pin", f"gc-exact-{run}"),
+        ("locked", account, agent.id, agent.name, None, f"gc-exact-{run}"),
+        ("agent_created", None, agent.id, agent.name, None, f"gc-exact-{run}"),
+    ]
+    await pg.execute("DELETE FROM agents WHERE id = $1", agent.id)
 
 
 async def test_a_caller_that_goes_away_does_not_stop_the_batch(

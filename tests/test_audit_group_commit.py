@@ -86,6 +86,7 @@ async def test_every_field_is_stored_exactly_as_given(h: Harness, pg: asyncpg.Co
         f'agent "{run}" \\ back\tslash \U0001f511 ümlaut',
         uuid.uuid4().bytes,
     )
+    assert stored_agent is not None
     # asyncpg's UUID type, as ids read from Postgres are.
     agent = Agent(stored_agent["id"], stored_agent["name"])
     account = uuid.uuid4()

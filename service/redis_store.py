@@ -392,12 +392,17 @@ class RedisStore:
         self.keys = keys
         self.timeout = timeout
         self._on_error = on_error
-        # Decided once: `isinstance` against redis-py's client classes (typing Protocols in
-        # their bases) costs 1-2 us a call.
-        self.is_cluster = isinstance(client, RedisCluster)
-        self._direct: _ScriptRunner | None = None
-        if not isinstance(client, RedisCluster):
-            self._direct = _ScriptRunner(client.connection_pool, timeout)
+        self._direct = (
+            None
+            if isinstance(client, RedisCluster)
+            else _ScriptRunner(client.connection_pool, timeout)
+        )
+
+    @property
+    def is_cluster(self) -> bool:
+        # From the client's kind as decided once above: `isinstance` against redis-py's
+        # client classes (typing Protocols in their bases) costs 1-2 us a call.
+        return self._direct is None
 
     def script(self, source: str) -> Script:
         return Script(self, source)

@@ -1,8 +1,9 @@
 """`bench/run`: seed, start the service, drive it with wrk, report (see README, Performance).
 
 Each endpoint is measured in the same run as `/healthz`, and reported as a ratio to it:
-absolute figures drift on shared machines, ratios much less. `/healthz` is measured before
-and after the PIN runs, and the faster of the two is the baseline."""
+absolute figures drift on shared machines, ratios much less. The runs go in rounds of
+`/healthz`, issuance and verification, each ratio against its own round's `/healthz`, and
+the report shows each endpoint's median round."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from service.accounts import EMAIL_CACHE_SECONDS
+from service.accounts import EMAIL_CACHE_SECONDS, email_cache_value
 from service.container import Services
 from service.passwords import PasswordHasher
 from service.persistence.migrations import migrate
@@ -122,7 +122,7 @@ async def remember_sign_ins(services: Services, accounts: list[Account]) -> None
             for account in accounts[start : start + 10_000]:
                 key = services.accounts.email_cache_key(account.email)
                 assert key is not None
-                pipe.set(key, account.id.bytes, ex=EMAIL_CACHE_SECONDS)
+                pipe.set(key, email_cache_value(account.id), ex=EMAIL_CACHE_SECONDS)
             await pipe.execute()
 
 

@@ -12,19 +12,32 @@ from service.models import Account
 from service.passwords import PasswordHasher
 from service.persistence import accounts as sql
 from service.persistence.db import Database
-from service.redis_store import RedisStore
+from service.redis_store import RedisStore, account_id_from_tag, account_tag
 
 log = logging.getLogger(__name__)
 
-# Email -> account id, cached in Redis for agent verifications (an address never changes
+# Email -> account, cached in Redis for agent verifications (an address never changes
 # owner here: no renames, no deletions). Signing in fills the entry, so the agent's lookup a
-# few minutes later is a hit. Unknown emails are cached too (as an empty value), so known and
-# unknown addresses take the same path and time; creating an account overwrites its entry,
-# and lookups fill with SET NX so a stale miss cannot overwrite it.
+# few minutes later is a hit. The value is the account's tag (`redis_store.account_tag`), the
+# form its keys are named by, so the PIN service's verification script can name them from
+# it. Unknown emails are cached too (as an empty value), so known and unknown addresses take
+# the same path and time; creating an account overwrites its entry, and lookups fill with
+# SET NX so a stale miss cannot overwrite it.
 EMAIL_CACHE_SECONDS = 3600
 UNKNOWN_EMAIL_CACHE_SECONDS = 300
 _NO_ACCOUNT = b""
 _UNREAD = object()  # `id_by_email`: the cache entry was not read by the caller
+
+
+def email_cache_value(account_id: UUID) -> bytes:
+    """What the email's cache entry holds for its account."""
+    return account_tag(account_id).encode()
+
+
+def _cached_account(value: bytes) -> UUID | None:
+    """The account of a cache entry's value (None: cached as no account); ValueError if it
+    is not one that `email_cache_value` writes."""
+    return account_id_from_tag(value.decode("ascii")) if value else None
 
 
 def normalize_email(email: str) -> str:
@@ -66,7 +79,7 @@ class AccountService:
             async with self._redis.guard():
                 await self._redis.client.set(
                     self._email_cache_key(normalized_email),
-                    account_id.bytes,
+                    email_cache_value(account_id),
                     ex=EMAIL_CACHE_SECONDS,
                 )
         except Unavailable:
@@ -116,13 +129,16 @@ class AccountService:
             async with self._redis.guard():
                 cached = await self._redis.client.get(cache_key)
         if isinstance(cached, bytes):
-            return UUID(bytes=cached) if cached else None
+            try:
+                return _cached_account(cached)
+            except ValueError:
+                pass  # not an entry this service writes (damaged): look the account up
         async with self._db.connection() as conn:
             account_id = await sql.account_id_by_email(conn, normalized)
         async with self._redis.guard():
             await self._redis.client.set(
                 cache_key,
-                account_id.bytes if account_id is not None else _NO_ACCOUNT,
+                email_cache_value(account_id) if account_id is not None else _NO_ACCOUNT,
                 ex=EMAIL_CACHE_SECONDS if account_id is not None else UNKNOWN_EMAIL_CACHE_SECONDS,
                 nx=True,
             )

@@ -17,6 +17,7 @@ from service.pins import PinService
 from service.redis_store import Keys, RedisStore, make_client
 from service.sessions import SessionStore
 from service.settings import RATE_LIMIT_NAMES, Settings
+from service.verifications import VerificationService
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Services:
     sessions: SessionStore
     pins: PinService
     limits: RateLimiter
+    verifications: VerificationService
     mfa: MfaService
 
     async def check_ready(self) -> dict[str, bool]:
@@ -71,6 +73,24 @@ async def open_services(settings: Settings) -> Services:
         db, PasswordHasher(settings.password_hash_concurrency), redis, keys.lookup
     )
     sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
+    pins = PinService(
+        redis,
+        audit,
+        pin_key=keys.pin,
+        length=settings.pin_length,
+        ttl_seconds=settings.pin_ttl_seconds,
+        max_attempts=settings.pin_max_attempts,
+        account_max_failures=settings.account_max_failures,
+        account_lock_seconds=settings.account_lock_seconds,
+    )
+    limits = RateLimiter(
+        redis,
+        keys.rate_limit,
+        **{
+            name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
+            for name in RATE_LIMIT_NAMES
+        },
+    )
     return Services(
         settings=settings,
         db=db,
@@ -79,24 +99,9 @@ async def open_services(settings: Settings) -> Services:
         accounts=accounts,
         agents=AgentService(db, audit, redis),
         sessions=sessions,
-        pins=PinService(
-            redis,
-            audit,
-            pin_key=keys.pin,
-            length=settings.pin_length,
-            ttl_seconds=settings.pin_ttl_seconds,
-            max_attempts=settings.pin_max_attempts,
-            account_max_failures=settings.account_max_failures,
-            account_lock_seconds=settings.account_lock_seconds,
-        ),
-        limits=RateLimiter(
-            redis,
-            keys.rate_limit,
-            **{
-                name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
-                for name in RATE_LIMIT_NAMES
-            },
-        ),
+        pins=pins,
+        limits=limits,
+        verifications=VerificationService(limits, accounts, pins),
         mfa=MfaService(
             db,
             redis,

@@ -3,8 +3,9 @@
 Each limit is a setting in the `limits` notation (`10/minute`, `10 per 10 minutes`), parsed by
 the `limits` library. The counting is one Lua script per hit on the service's own Redis client
 (one connection pool, and cluster-safe: a script touches exactly one key), except that PIN
-issuance counts its limit inside the issue script (the log lives in the account's slot) and a
-verification sends its two hits in one pipeline. A sliding log is
+issuance counts its limit inside the issue script (the log lives in the account's slot), and a
+verification counts its two hits in one step with the rest of its work (on a single node, in the
+PIN service's verification script; on a cluster, in one pipeline). A sliding log is
 exact: never more than `amount` accepted hits in any window of `expiry` seconds, which is what
 the brute-force arithmetic in the README relies on. A refused hit is not recorded, so a client
 that keeps hammering is not locked out for longer than the window.
@@ -30,12 +31,18 @@ from service.redis_store import RedisStore, account_tag
 
 # One hit on one sliding log (a sorted set of hit times in ms): amount, window ms, unique member.
 # Returns {1, remaining} when the hit is accepted, {0, ms until a slot frees} when refused.
-# Redis's clock (TIME) is the one clock every instance agrees on. A Lua function, so a script
-# of an account's own (PIN issuance) can count its limit in the same atomic step.
+# Redis's clock (TIME) is the one clock every instance agrees on; a script that counts two hits
+# reads it once (a script runs atomically: both hits happen at the same moment anyway). A Lua
+# function, so the scripts of other steps (PIN issuance, verification) can count their limits
+# in the same atomic step.
 HIT_FUNCTION = """
+local clock_ms
 local function rate_limit_hit(key, amount, window, member)
-  local now = redis.call('TIME')
-  local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  if not clock_ms then
+    local now = redis.call('TIME')
+    clock_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  end
+  local now_ms = clock_ms
   amount = tonumber(amount)
   window = tonumber(window)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window)
@@ -170,18 +177,23 @@ class RateLimiter:
         log is keyed by the account's tag, so it shares the PIN's cluster slot."""
         return self._hit_of(self.pin_issue_per_account, account_tag(account_id))
 
-    async def verification(
-        self, *, agent_id: UUID, email: str, fetch: str | None = None
-    ) -> bytes | None:
-        """Count a verification against the agent's and the account's limits (per account by
-        email, so an unknown email is limited exactly like a known one), or raise
-        `RateLimited`. Both hits, and a GET of `fetch` when given (the caller's next read),
-        go in one round trip: one script on a single Redis node, a pipeline on a cluster
-        (where the keys live in different slots). Returns what that GET read."""
-        hits = [
+    def verification_hits(self, *, agent_id: UUID, email: str) -> tuple[LimitHit, LimitHit]:
+        """A verification's two hits: the agent's limit, then the account's (by email, so an
+        unknown email is limited exactly like a known one). Counted by `verification`, or by
+        the PIN service's one-step verification script on a single node."""
+        return (
             self._hit_of(self.verify_per_agent, str(agent_id)),
             self._hit_of(self.verify_per_account, self._subject("email", normalize_email(email))),
-        ]
+        )
+
+    async def verification(
+        self, hits: tuple[LimitHit, LimitHit], *, fetch: str | None = None
+    ) -> bytes | None:
+        """Count a verification's `hits` (`verification_hits`), or raise `RateLimited`; the
+        account's limit is not asked when the agent's refuses. Both hits, and a GET of
+        `fetch` when given (the caller's next read), go in one round trip: one script on a
+        single Redis node, a pipeline on a cluster (where the keys live in different slots).
+        Returns what that GET read."""
         if self._redis.is_cluster:
             agent_reply, account_reply, fetched = await self._verification_on_cluster(hits, fetch)
         else:
@@ -196,7 +208,7 @@ class RateLimiter:
         return fetched if isinstance(fetched, bytes) else None
 
     async def _verification_on_cluster(
-        self, hits: list[LimitHit], fetch: str | None
+        self, hits: tuple[LimitHit, LimitHit], fetch: str | None
     ) -> tuple[Any, Any, Any]:
         async with self._redis.guard():
             replies = await self._pipelined_hits(hits, fetch)
@@ -207,7 +219,9 @@ class RateLimiter:
                 await self._redis.client.zrem(hits[1].key, hits[1].args[2])
         return agent_reply, account_reply, replies[2] if fetch is not None else None
 
-    async def _pipelined_hits(self, hits: list[LimitHit], fetch: str | None) -> list[Any]:
+    async def _pipelined_hits(
+        self, hits: tuple[LimitHit, LimitHit], fetch: str | None
+    ) -> list[Any]:
         """The hits, then a GET of `fetch` if given, in one round trip on a cluster. No
         transaction: the keys live in different slots, and each hit is atomic on its own.
         EVAL with the script's text: a cluster pipeline refuses EVALSHA (Redis still caches
@@ -232,5 +246,10 @@ class LimitHit(NamedTuple):
 def check_hit(reply: Any) -> None:
     """Raise `RateLimited` for a refused hit's reply `{0, ms until a slot frees}`."""
     if not int(reply[0]):
-        # Round up: a client that waits Retry-After seconds is let through.
-        raise RateLimited(retry_after=-(-int(reply[1]) // 1000))
+        raise refused(int(reply[1]))
+
+
+def refused(wait_ms: int) -> RateLimited:
+    """The error for a refused hit whose log frees a slot in `wait_ms`."""
+    # Round up: a client that waits Retry-After seconds is let through.
+    return RateLimited(retry_after=-(-wait_ms // 1000))

@@ -2,18 +2,28 @@
 
 State per account, all under the hash tag `{<account tag>}` (one Redis Cluster slot; the tag is
 the account id in 22 base64url characters, see `redis_store.account_tag`):
-- `pin:{id}`      hash {h: keyed digest of the PIN, e: expiry in epoch ms, a: failed tries},
-                  with the PIN's TTL, so a new PIN overwrites the old one and expiry is Redis's.
+- `pin:{id}`      hash {h: the PIN's digest, e: expiry in epoch ms, a: failed tries}, with the
+                  PIN's TTL, so a new PIN overwrites the old one and expiry is Redis's.
 - `pinfail:{id}`  consecutive failed verifications of the account; a new PIN does not reset it.
 - `pinlock:{id}`  present while verifications for the account are refused.
 
-Every outcome is committed to the audit log before it is answered. Redis changes come first
-(they are atomic scripts) and are undone if Postgres does not take the audit row, so no PIN
-is ever shown, consumed or refused without its row.
+The PIN's digest is keyed and bound to its account: HMAC-SHA256 of the PIN under the PIN key
+(derived from SECRET_KEY), then SHA-1 over the account's tag and that HMAC, of which the first
+16 hex digits (64 bits) are kept. Without the key nothing in Redis reveals a PIN, and a digest
+copied to another account's key does not verify there. The binding comes second, and uses
+SHA-1, so that a Lua script can do it (SHA-1, in hex, is the one hash Redis offers scripts): on
+a single node a verification finds the account by email and checks the PIN in one script
+(`verify_by_cached_email`), which learns the account only as it runs. What the binding needs of
+SHA-1 is that no preimage can be found for an input holding a secret 256-bit HMAC; collisions
+play no part. 64 bits are kept in hex, not 128 in binary, because Lua turns hex into bytes
+only a call per byte (that made the verification script a sixth dearer, counted in
+instructions): a wrong PIN matches a 64-bit digest once in 2^64 tries, against once in 10^6
+for guessing a 6-digit PIN, and without the PIN key no digest can be tested offline at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -26,9 +36,9 @@ from service import metrics
 from service.audit import AuditLog
 from service.errors import Unauthenticated, Unavailable
 from service.keys import keyed_digest
-from service.limits import HIT_FUNCTION, LimitHit, check_hit
+from service.limits import HIT_FUNCTION, LimitHit, check_hit, refused
 from service.models import Agent, AuditEvent, EventType
-from service.redis_store import RedisStore
+from service.redis_store import RedisStore, account_id_from_tag, account_tag
 
 log = logging.getLogger(__name__)
 
@@ -78,42 +88,105 @@ redis.call('DEL', KEYS[1])
 return {old[1], old[2], old[3], pttl}
 """
 
-# KEYS: pin, account failures, account lock.
-# ARGV: candidate digest, max tries per PIN, max account failures, lock ms, failures ttl ms.
+# The stored digest of a PIN (see the module docstring) from the account's tag and the PIN's
+# HMAC; `PinService._digest` is the same in Python.
+_BOUND_DIGEST = """
+local function bound_digest(tag, secret)
+  return string.sub(redis.sha1hex(tag .. secret), 1, 16)
+end
+"""
+
+# One verification of an account's PIN: the keys of its PIN, failure counter and lock, the
+# candidate's `bound_digest`, max tries per PIN, max account failures, lock ms, failures ttl ms.
 # Returns {outcome, pin h, pin e, pin a, pin pttl, failures, failures pttl} (state before).
-_VERIFY = (
+_VERIFY_FUNCTION = (
     _CONSTANT_TIME_EQUAL
+    + _BOUND_DIGEST
     + """
-local pin = redis.call('HMGET', KEYS[1], 'h', 'e', 'a')
-local pttl = redis.call('PTTL', KEYS[1])
-local fails = redis.call('GET', KEYS[2])
-local fails_pttl = redis.call('PTTL', KEYS[2])
-local function answer(outcome)
-  return {outcome, pin[1], pin[2], pin[3], pttl, fails, fails_pttl}
-end
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  return answer('locked_out')
-end
-if pin[1] and equal(pin[1], ARGV[1]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  return answer('valid')
-end
-if pin[1] then
-  if redis.call('HINCRBY', KEYS[1], 'a', 1) >= tonumber(ARGV[2]) then
-    redis.call('DEL', KEYS[1])
+local function verify_pin(pin_key, fail_key, lock_key, candidate, max_tries, max_failures,
+                          lock_ms, failures_ttl)
+  local pin = redis.call('HMGET', pin_key, 'h', 'e', 'a')
+  local pttl = redis.call('PTTL', pin_key)
+  local fails = redis.call('GET', fail_key)
+  local fails_pttl = redis.call('PTTL', fail_key)
+  local function answer(outcome)
+    return {outcome, pin[1], pin[2], pin[3], pttl, fails, fails_pttl}
   end
+  if redis.call('EXISTS', lock_key) == 1 then
+    return answer('locked_out')
+  end
+  if pin[1] and equal(pin[1], candidate) then
+    redis.call('DEL', pin_key, fail_key)
+    return answer('valid')
+  end
+  if pin[1] then
+    if redis.call('HINCRBY', pin_key, 'a', 1) >= tonumber(max_tries) then
+      redis.call('DEL', pin_key)
+    end
+  end
+  local failures = redis.call('INCR', fail_key)
+  redis.call('PEXPIRE', fail_key, failures_ttl)
+  if failures >= tonumber(max_failures) then
+    redis.call('DEL', pin_key, fail_key)
+    redis.call('SET', lock_key, '1', 'PX', lock_ms)
+    return answer('locked')
+  end
+  if pin[1] then
+    return answer('wrong_pin')
+  end
+  return answer('no_pin')
 end
-local failures = redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[5])
-if failures >= tonumber(ARGV[3]) then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('SET', KEYS[3], '1', 'PX', ARGV[4])
-  return answer('locked')
+"""
+)
+
+# KEYS: pin, account failures, account lock.
+# ARGV: the account's tag, the PIN's HMAC, max tries per PIN, max account failures, lock ms,
+# failures ttl ms. Returns `verify_pin`'s answer.
+_VERIFY = (
+    _VERIFY_FUNCTION
+    + """
+return verify_pin(KEYS[1], KEYS[2], KEYS[3], bound_digest(ARGV[1], ARGV[2]), ARGV[3], ARGV[4],
+                  ARGV[5], ARGV[6])
+"""
+)
+
+# A whole verification in one step, on a single Redis node: the agent's and the account's
+# rate-limit hits, the email's cache entry (the account's tag), and the PIN check. The PIN's
+# keys are named by the script from the tag it reads, so they are not among KEYS: a single node
+# allows that, a cluster would not (they may live in another slot), and there the service
+# takes the two-step way (`RateLimiter.verification`, then `_VERIFY`).
+# KEYS: the agent's limit log, the account's limit log (by email), the email's cache entry.
+# ARGV: each hit's amount, window ms and unique member; the PIN's HMAC, max tries per PIN,
+# max account failures, lock ms, failures ttl ms; the PIN-state key prefixes (`Keys`).
+# Returns {'limited', ms until a slot frees} (the account's limit not asked when the agent's
+# refuses), {'unknown'} (cached as no account), {'miss'} (no entry, or not one the service
+# writes: the caller looks the account up and verifies in two steps), or `verify_pin`'s
+# answer followed by the account's tag.
+_VERIFY_BY_CACHED_EMAIL = (
+    HIT_FUNCTION
+    + _VERIFY_FUNCTION
+    + """
+local agent = rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
+if agent[1] == 0 then
+  return {'limited', agent[2]}
 end
-if pin[1] then
-  return answer('wrong_pin')
+local account = rate_limit_hit(KEYS[2], ARGV[4], ARGV[5], ARGV[6])
+if account[1] == 0 then
+  return {'limited', account[2]}
 end
-return answer('no_pin')
+local tag = redis.call('GET', KEYS[3])
+if tag == '' then
+  return {'unknown'}
+end
+-- An account tag in its one spelling: 22 base64url characters encoding 16 bytes.
+if (not tag) or #tag ~= 22 or not string.find(tag, '^[%w_%-]+[AQgw]$') then
+  return {'miss'}
+end
+local slot = '{' .. tag .. '}'
+local result = verify_pin(ARGV[12] .. slot, ARGV[13] .. slot, ARGV[14] .. slot,
+                          bound_digest(tag, ARGV[7]), ARGV[8], ARGV[9], ARGV[10], ARGV[11])
+result[8] = tag
+return result
 """
 )
 
@@ -211,12 +284,34 @@ class PinService:
         self._issue = redis.script(_ISSUE)
         self._revoke = redis.script(_REVOKE)
         self._verify = redis.script(_VERIFY)
+        self._verify_by_cached_email = (
+            None if redis.is_cluster else redis.script(_VERIFY_BY_CACHED_EMAIL)
+        )
         self._restore = redis.script(_RESTORE)
         self._probe = redis.script(_PROBE)
+        # The script's arguments that never change, in the order it reads them.
+        self._verify_limits = (
+            self.max_attempts,
+            self.account_max_failures,
+            self.account_lock_seconds * 1000,
+            FAILURE_COUNTER_TTL_MS,
+        )
+
+    def _secret(self, pin: str) -> bytes:
+        """The PIN's HMAC under the PIN key: what a verification sends to Redis."""
+        return keyed_digest(self._pin_key, pin)
 
     def _digest(self, account_id: UUID, pin: str) -> bytes:
-        # Bound to the account: the same digits are a different secret for another account.
-        return keyed_digest(self._pin_key, str(account_id), pin)[:16]
+        """The PIN's stored digest, bound to the account: the same digits are a different
+        secret for another account. As `bound_digest` computes it in the scripts."""
+        # S324: SHA-1 binds a secret HMAC to the account; no collision matters (module doc).
+        bound = hashlib.sha1(account_tag(account_id).encode() + self._secret(pin))  # noqa: S324
+        return bound.hexdigest()[:16].encode()
+
+    @property
+    def verifies_in_one_step(self) -> bool:
+        """Whether `verify_by_cached_email` can be used (a single Redis node)."""
+        return self._verify_by_cached_email is not None
 
     def _account_keys(self, account_id: UUID) -> list[str]:
         return self._keys.pin_state(account_id)
@@ -288,24 +383,60 @@ class PinService:
         if account_id is None:
             async with self._redis.guard(scripts_only=True):  # as a known account's
                 await self._probe(keys=[self._keys.pin("unknown")])
-            await self._audit.record(
-                AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
-            )
-            metrics.count_verification("invalid")
-            return Verification(valid=False, account_id=None, verified_at=None)
-
-        keys = self._account_keys(account_id)
+            return await self._unknown_account(agent)
+        tag = account_tag(account_id)
+        keys = self._keys.pin_state_by_tag(tag)
         async with self._redis.guard(scripts_only=True):
             reply = await self._verify(
-                keys=keys,
+                keys=keys, args=[tag, self._secret(pin), *self._verify_limits]
+            )
+        return await self._conclude(account_id, keys, reply, agent)
+
+    async def verify_by_cached_email(
+        self, email_key: str, hits: tuple[LimitHit, LimitHit], pin: str, agent: Agent
+    ) -> Verification | None:
+        """A whole verification in one Redis step (single node only, see
+        `verifies_in_one_step`): the agent's and the account's limit `hits` (`RateLimited`
+        when over), the account id from the email's cache entry at `email_key`, and `verify`.
+        None when the cache holds no entry for the email: the limits are counted, and the
+        caller looks the account up and calls `verify`."""
+        if self._verify_by_cached_email is None:
+            raise RuntimeError("verification in one step needs a single Redis node")
+        agent_hit, account_hit = hits
+        async with self._redis.guard(scripts_only=True):
+            reply = await self._verify_by_cached_email(
+                keys=[agent_hit.key, account_hit.key, email_key],
                 args=[
-                    self._digest(account_id, pin),
-                    self.max_attempts,
-                    self.account_max_failures,
-                    self.account_lock_seconds * 1000,
-                    FAILURE_COUNTER_TTL_MS,
+                    *agent_hit.args,
+                    *account_hit.args,
+                    self._secret(pin),
+                    *self._verify_limits,
+                    *self._keys.pin_state_prefixes,
                 ],
             )
+        status = reply[0]
+        if status == b"limited":
+            raise refused(int(reply[1]))
+        if status == b"miss":
+            return None
+        if status == b"unknown":
+            return await self._unknown_account(agent)
+        tag = reply[7].decode()
+        keys = self._keys.pin_state_by_tag(tag)
+        return await self._conclude(account_id_from_tag(tag), keys, reply, agent)
+
+    async def _unknown_account(self, agent: Agent) -> Verification:
+        await self._audit.record(
+            AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
+        )
+        metrics.count_verification("invalid")
+        return Verification(valid=False, account_id=None, verified_at=None)
+
+    async def _conclude(
+        self, account_id: UUID, keys: list[str], reply: list[Any], agent: Agent
+    ) -> Verification:
+        """Audit the outcome of `verify_pin` (undoing its change if Postgres refuses the
+        rows), count it, and answer."""
         outcome = reply[0].decode()
         before = _Snapshot.from_reply(reply[1:5])
         failures, failures_pttl = reply[5], int(reply[6])

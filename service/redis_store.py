@@ -54,30 +54,44 @@ def account_tag(account_id: str | UUID) -> str:
     return base64.urlsafe_b64encode(uuid.bytes).rstrip(b"=").decode()
 
 
+def account_id_from_tag(tag: str) -> UUID:
+    """The account id of an `account_tag`; ValueError if `tag` is not one (in its one
+    spelling: base64 has others for the same bytes, which would name other keys)."""
+    try:
+        uuid = UUID(bytes=base64.urlsafe_b64decode(tag + "=="))
+    except ValueError:  # binascii.Error included
+        uuid = None
+    if uuid is None or account_tag(uuid) != tag:
+        raise ValueError("not an account tag")
+    return uuid
+
+
 class Keys:
     """Key names. Every key of one account carries the hash tag `{<account tag>}`, so the
     keys a script touches together always share one Redis Cluster slot."""
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
+        # The account's PIN, failure counter and lock: each name is one of these followed by
+        # `{<account tag>}` (a script that finds the account itself builds them the same way).
+        self.pin_state_prefixes = (f"{prefix}pin:", f"{prefix}pinfail:", f"{prefix}pinlock:")
 
     def pin(self, account_id: str | UUID) -> str:
-        return f"{self.prefix}pin:{{{account_tag(account_id)}}}"
+        return f"{self.pin_state_prefixes[0]}{{{account_tag(account_id)}}}"
 
     def pin_failures(self, account_id: str | UUID) -> str:
-        return f"{self.prefix}pinfail:{{{account_tag(account_id)}}}"
+        return f"{self.pin_state_prefixes[1]}{{{account_tag(account_id)}}}"
 
     def pin_lock(self, account_id: str | UUID) -> str:
-        return f"{self.prefix}pinlock:{{{account_tag(account_id)}}}"
+        return f"{self.pin_state_prefixes[2]}{{{account_tag(account_id)}}}"
 
     def pin_state(self, account_id: str | UUID) -> list[str]:
         """`pin`, `pin_failures` and `pin_lock` of the account, its tag computed once."""
-        tag = account_tag(account_id)
-        return [
-            f"{self.prefix}pin:{{{tag}}}",
-            f"{self.prefix}pinfail:{{{tag}}}",
-            f"{self.prefix}pinlock:{{{tag}}}",
-        ]
+        return self.pin_state_by_tag(account_tag(account_id))
+
+    def pin_state_by_tag(self, tag: str) -> list[str]:
+        """`pin_state` of the account whose `account_tag` is `tag`."""
+        return [f"{prefix}{{{tag}}}" for prefix in self.pin_state_prefixes]
 
     def session(self, account_id: str | UUID, token_digest: str) -> str:
         """A session of the account (in its slot, so its scripts can check the session)."""
@@ -107,8 +121,9 @@ class Keys:
         return f"{self.prefix}agentkey:{{{key_digest}}}"
 
     def account_by_email(self, email_digest: str) -> str:
-        """Cached account id of an email (by a keyed digest: Redis holds no address)."""
-        return f"{self.prefix}acctemail:{{{email_digest}}}"
+        """Cached account of an email, as its tag (by a keyed digest: Redis holds no address).
+        (The name changed when the value did, from the id's bytes: `acctemail:`.)"""
+        return f"{self.prefix}emailtag:{{{email_digest}}}"
 
     def rate_limit(self, limit: str, subject: str) -> str:
         # One key per script call, so no hash tag is needed; braces keep the slot per subject.

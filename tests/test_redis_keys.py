@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from service.redis_store import Keys, account_tag
+import pytest
+
+from service.redis_store import Keys, account_id_from_tag, account_tag
 from tests.conftest import Harness
 
 
@@ -15,6 +17,15 @@ def test_an_account_id_is_tagged_in_22_characters_however_it_is_given() -> None:
     assert account_tag(str(account)) == account_tag(account)
     assert keys.pin(account) == keys.pin(str(account)) == f"p:pin:{{{account_tag(account)}}}"
     assert keys.pin("unknown") == "p:pin:{unknown}"
+
+
+def test_a_tag_gives_back_its_account_id_and_nothing_else_is_taken_for_one() -> None:
+    for account in [uuid.UUID(int=0), uuid.UUID(int=2**128 - 1), uuid.uuid4()]:
+        assert account_id_from_tag(account_tag(account)) == account
+    tag = account_tag(uuid.uuid4())
+    for bad in ["", tag[:-1], tag + "A", "+" + tag[1:], tag[:-1] + chr(ord(tag[-1]) + 1)]:
+        with pytest.raises(ValueError, match="not an account tag"):
+            account_id_from_tag(bad)
 
 
 def test_the_account_keys_share_one_hash_tag() -> None:

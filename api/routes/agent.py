@@ -32,14 +32,8 @@ async def create_verification(
 async def verify_pin(services: Services, agent: Agent, body: VerificationRequest) -> dict[str, Any]:
     """The work and the answer (a `VerificationOut`, serialised by the caller with orjson:
     see api/responses.py) of a verification."""
-    # Limits first: a refused request is not a guess and touches no PIN or failure counter.
-    # The email -> account cache entry is read in the same round trip as the two limits.
-    cache_key = services.accounts.email_cache_key(body.email)
-    cached = await services.limits.verification(
-        agent_id=agent.id, email=body.email, fetch=cache_key
-    )
-    account_id = await services.accounts.id_by_email(body.email, cached, cache_key=cache_key)
-    result = await services.pins.verify(account_id, body.pin.replace(" ", ""), agent)
+    # Limits first, then the account and its PIN: in one Redis step where it can be.
+    result = await services.verifications.verify(agent, body.email, body.pin.replace(" ", ""))
     return {
         "valid": result.valid,
         "account_id": None if result.account_id is None else str(result.account_id),

@@ -49,7 +49,7 @@ def scale_table(scale: dict[str, Any]) -> str:
         runs.append((scale["small_after"], " (again, after)"))
     rows = [
         f"| {run['active_pins']:,}{note} | {run['rps']:,.0f} | {run['p50_ms']:.1f} "
-        f"| {run['p99_ms']:.1f} | {_cpu(run.get('cpu_us_per_request'))} "
+        f"| {run['p99_ms']:.1f}{_other_runs(run)} | {_cpu(run.get('cpu_us_per_request'))} "
         f"| {_cpu(run.get('redis_cpu_us_per_request'))} |"
         for run, note in runs
     ]
@@ -73,6 +73,13 @@ def scale_table(scale: dict[str, Any]) -> str:
             f"{scale['script_p99_ratio']:.2f})",
         ]
     )
+
+
+def _other_runs(run: dict[str, Any]) -> str:
+    """Every run's p99 of a case measured in several runs (JSON files of earlier versions
+    have one run per case)."""
+    p99s = run.get("p99_runs_ms")
+    return f" (runs: {', '.join(f'{p99:.1f}' for p99 in p99s)})" if p99s else ""
 
 
 def write_json(path: Path, results: dict[str, Any]) -> None:

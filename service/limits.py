@@ -4,11 +4,12 @@ Each limit is a setting in the `limits` notation (`10/minute`, `10 per 10 minute
 the `limits` library. The counting is one Lua script per hit on the service's own Redis client
 (one connection pool, and cluster-safe: a script touches exactly one key), except that PIN
 issuance counts its limit inside the issue script (the log lives in the account's slot), and a
-verification counts its two hits in one step with the rest of its work (on a single node, in the
-PIN service's verification script; on a cluster, in one pipeline). A sliding log is
-exact: never more than `amount` accepted hits in any window of `expiry` seconds, which is what
-the brute-force arithmetic in the README relies on. A refused hit is not recorded, so a client
-that keeps hammering is not locked out for longer than the window.
+verification counts its two hits in one round trip with what comes next (on a single node in
+the PIN service's verification script, with the PIN check; on a cluster in one pipeline, with
+the read of the email's cache entry). A sliding log is exact: never more than `amount`
+accepted hits in any window of `expiry` seconds, which is what the brute-force arithmetic in
+the README relies on. A refused hit is not recorded, so a client that keeps hammering is not
+locked out for longer than the window.
 
 Subjects (an email, an address) are keyed digests in the Redis key, never clear text.
 """

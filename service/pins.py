@@ -19,6 +19,10 @@ play no part. 64 bits are kept in hex, not 128 in binary, because Lua turns hex 
 only a call per byte (that made the verification script a sixth dearer, counted in
 instructions): a wrong PIN matches a 64-bit digest once in 2^64 tries, against once in 10^6
 for guessing a 6-digit PIN, and without the PIN key no digest can be tested offline at all.
+
+Every outcome is committed to the audit log before it is answered. Redis changes come first
+(they are atomic scripts) and are undone if Postgres does not take the audit row, so no PIN
+is ever shown, consumed or refused without its row.
 """
 
 from __future__ import annotations

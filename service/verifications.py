@@ -1,11 +1,12 @@
 """An agent's verification of a caller's PIN: the rate limits, the account by email, the PIN.
 
 On a single Redis node the whole of it is one Redis step when the email's account is cached
-(as signing in leaves it): `PinService.verify_by_cached_email`. Otherwise, and always on a
-cluster, two: the limits with a read of the cache entry (`RateLimiter.verification`), then,
-once the account is known (from the cache or PostgreSQL), the PIN (`PinService.verify`).
-Either way the limits are counted first, so a refused request is not a guess and touches no
-PIN or failure counter, and every outcome is audited before it is answered."""
+(as signing in leaves it): `PinService.verify_by_cached_email`. When it is not, that step
+has counted the limits, and the account is looked up in PostgreSQL before the PIN is
+checked (`PinService.verify`). On a cluster it is always two steps: the limits with a read of
+the cache entry (`RateLimiter.verification`), then the PIN. Either way the limits are counted
+first, so a refused request is not a guess and touches no PIN or failure counter, and every
+outcome is audited before it is answered."""
 
 from __future__ import annotations
 

@@ -101,11 +101,14 @@ async def test_an_account_missing_from_the_cache_is_looked_up_and_verified(h: Ha
     client = h.services.redis.client
     assert await client.delete(cache_key) == 1  # as an hour after signing in
 
+    account_id = await _account_id(h, user)
+    failures_key = h.services.redis.keys.pin_failures(account_id)
+
     assert (await h.verify(agent, email, wrong_pin(pin)))["valid"] is False
-    assert await client.get(cache_key) == email_cache_value(await _account_id(h, user))  # again
-    assert (await h.verify(agent, email, pin))["valid"] is True
-    failures = await client.get(h.services.redis.keys.pin_failures(await _account_id(h, user)))
-    assert failures is None  # the wrong try counted on the same account, and was reset
+    assert await client.get(failures_key) == b"1"  # counted on the right account
+    assert await client.get(cache_key) == email_cache_value(account_id)  # cached again
+    assert (await h.verify(agent, email, pin))["valid"] is True  # now in one step
+    assert await client.get(failures_key) is None
 
 
 def _damaged(account_id: uuid.UUID) -> list[bytes]:

@@ -319,9 +319,8 @@ async def scale_verification(
     chosen = median_p99_run(runs)
     print(
         f"  scale: {active_pins:,} active PINs{label}: {chosen['rps']:,.0f} req/s, "
-        f"p99 {chosen['p99_ms']:.1f} ms (runs: "
-        + ", ".join(f"{p99:.1f}" for p99 in chosen["p99_runs_ms"])
-        + f"), CPU per request: service {chosen['cpu_us_per_request']} us, "
+        f"p99 {chosen['p99_ms']:.1f} ms{report.p99_runs(chosen)}, "
+        f"CPU per request: service {chosen['cpu_us_per_request']} us, "
         f"Redis {chosen['redis_cpu_us_per_request']} us"
     )
     return chosen

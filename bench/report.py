@@ -49,7 +49,7 @@ def scale_table(scale: dict[str, Any]) -> str:
         runs.append((scale["small_after"], " (again, after)"))
     rows = [
         f"| {run['active_pins']:,}{note} | {run['rps']:,.0f} | {run['p50_ms']:.1f} "
-        f"| {run['p99_ms']:.1f}{_other_runs(run)} | {_cpu(run.get('cpu_us_per_request'))} "
+        f"| {run['p99_ms']:.1f}{p99_runs(run)} | {_cpu(run.get('cpu_us_per_request'))} "
         f"| {_cpu(run.get('redis_cpu_us_per_request'))} |"
         for run, note in runs
     ]
@@ -75,7 +75,7 @@ def scale_table(scale: dict[str, Any]) -> str:
     )
 
 
-def _other_runs(run: dict[str, Any]) -> str:
+def p99_runs(run: dict[str, Any]) -> str:
     """Every run's p99 of a case measured in several runs (JSON files of earlier versions
     have one run per case)."""
     p99s = run.get("p99_runs_ms")

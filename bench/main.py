@@ -593,6 +593,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "smoke": args.smoke,
             "machine": {
                 "cpus": os.cpu_count(),
+                "cpu_model": cpu_model(),
                 "python": platform.python_version(),
                 "load_average_1m": round(os.getloadavg()[0], 2),
             },
@@ -622,6 +623,26 @@ def stores_answer(postgres_url: str, redis_url: str) -> bool:
     except (OSError, TimeoutError, asyncpg.PostgresError, RedisError):
         return False
     return True
+
+
+def cpu_model() -> str | None:
+    """The CPU's model (Linux; name, family and model number, since a virtual machine may
+    name only the vendor's line): runs on different machines are compared by ratios, and the
+    model says why their absolute figures differ."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                name, _, value = line.partition(":")
+                if not name.strip():
+                    break  # the first processor's block is enough
+                fields.setdefault(name.strip(), value.strip())
+    except OSError:
+        return None
+    if "model name" not in fields:
+        return None
+    family, model = fields.get("cpu family", "?"), fields.get("model", "?")
+    return f"{fields['model name']} (family {family}, model {model})"
 
 
 def git_commit() -> str | None:

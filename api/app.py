@@ -6,18 +6,17 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
-from api.hot import HotPaths
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me, mfa
 from api.web import install_web
 from service import metrics
-from service.container import open_services
+from service.container import Services, open_services
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -32,26 +31,28 @@ Errors are RFC 9457 problem documents (`application/problem+json`) with a stable
 """
 
 
+class State(TypedDict):
+    """What the lifespan yields; Starlette hands it to every request as `request.state`."""
+
+    services: Services
+
+
 def _operation_id(route: APIRoute) -> str:
     # The function name: stable, unique, and what generated clients call the method.
     return route.name
 
 
-def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> FastAPI:
-    """Build the app; stores are opened by the lifespan, never at import time.
-
-    `hot_paths=False` leaves out `api.hot` (every request through FastAPI's routes): the
-    tests compare the two."""
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; stores are opened by the lifespan, never at import time."""
     settings = settings or Settings()
     # Here rather than only in the CLI: each uvicorn worker process builds its own app.
     configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         services = await open_services(settings)
-        app.state.services = services
         try:
-            yield
+            yield {"services": services}
         finally:
             await services.close()
             metrics.mark_process_dead(os.getpid())
@@ -62,8 +63,8 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> F
         description=DESCRIPTION,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
-        # FastAPI's native OpenTelemetry looks up the global providers on every request
-        # (~4.5 us a request, measured); the service's metrics are Prometheus (`/metrics`).
+        # The service's metrics are Prometheus (`/metrics`); FastAPI's OpenTelemetry would
+        # look up the global providers on every request for nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
         # /docs and /redoc are served by api/web.py from local files (no CDN), with a CSP.
         docs_url=None,
@@ -81,8 +82,6 @@ def create_app(settings: Settings | None = None, *, hot_paths: bool = True) -> F
         app.include_router(router)
     install_web(app)
     # Outermost last: the request id and headers wrap every answer, 413s included.
-    if hot_paths:
-        app.add_middleware(HotPaths)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_allow_origins:
         # Bearer tokens, no cookies: credentials stay off, so no origin can ride a session.

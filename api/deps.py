@@ -14,12 +14,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from service.container import Services
 from service.errors import Unauthenticated
 from service.models import Agent
+from service.sessions import SessionClaim
 
 
 async def get_services(request: Request) -> Services:
-    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, a thread
-    # hop on every request for one attribute read.
-    services: Services = request.app.state.services
+    """The services the lifespan opened (`api.app.State`)."""
+    # Async: FastAPI would run a plain `def` dependency in a worker thread.
+    services: Services = request.state.services
     return services
 
 
@@ -45,28 +46,32 @@ class UserSession:
     token: str
 
 
-# The two below read the services from the app state themselves rather than through
-# `ServicesDep`: every dependency node costs FastAPI work on every request, and these two
-# are on every authenticated request.
-
-
 async def current_user(
-    request: Request, token: Annotated[str | None, Depends(_user_bearer)]
+    services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
 ) -> UserSession:
     if token:
-        services: Services = request.app.state.services
         account_id = await services.sessions.account_for(token)
         if account_id is not None:
             return UserSession(account_id, token)
     raise Unauthenticated()
 
 
+async def session_claim(
+    services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
+) -> SessionClaim:
+    """The session a user token names, not yet checked: for a route whose Redis script
+    checks the session in the same step as its own work (PIN issuance)."""
+    claim = services.sessions.claim(token) if token else None
+    if claim is None:
+        raise Unauthenticated()
+    return claim
+
+
 async def current_agent(
-    request: Request,
+    services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_agent_bearer)],
 ) -> Agent:
     if credentials is not None:
-        services: Services = request.app.state.services
         agent = await services.agents.authenticate(credentials.credentials)
         if agent is not None:
             return agent
@@ -74,6 +79,7 @@ async def current_agent(
 
 
 CurrentUser = Annotated[UserSession, Depends(current_user)]
+UserSessionClaim = Annotated[SessionClaim, Depends(session_claim)]
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -89,20 +89,18 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def service_error_response(exc: ServiceError) -> JSONResponse:
-    """The answer to a `ServiceError`, wherever it was raised (routes, `api.hot`)."""
+    """The answer to a `ServiceError`."""
     return problem_response(
         exc.status, exc.code, exc.detail, title=exc.title, headers=exc.headers, **exc.extra
     )
 
 
 async def _service_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ServiceError)
-    return service_error_response(exc)
+    return service_error_response(cast(ServiceError, exc))
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = _validation_errors(exc)
+    errors = _validation_errors(cast(RequestValidationError, exc))
     if any(error["type"] == "json_invalid" for error in errors):
         detail = "The request body is not valid JSON."
     else:
@@ -127,8 +125,8 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    exc = cast(StarletteHTTPException, error)  # registered for this class only
     status = exc.status_code
     code = _STATUS_CODES.get(status, "error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase

@@ -5,6 +5,7 @@ from uuid import UUID
 from pydantic import BaseModel, EmailStr, Field
 
 from schemas.common import PasswordStr, StrictModel, UtcDatetime
+from service.models import Account
 
 # NIST SP 800-63B-4 asks for at least 8 (15 without MFA); our contract says 12.
 PASSWORD_MIN_LENGTH = 12
@@ -22,3 +23,12 @@ class AccountOut(BaseModel):
     email: str
     mfa_enabled: bool
     created_at: UtcDatetime
+
+    @classmethod
+    def of(cls, account: Account) -> AccountOut:
+        return cls(
+            id=account.id,
+            email=account.email,
+            mfa_enabled=account.mfa_enabled,
+            created_at=account.created_at,
+        )

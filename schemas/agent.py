@@ -1,16 +1,37 @@
 from __future__ import annotations
 
+import re
+from typing import Annotated
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from schemas.common import PrintableStr, StrictModel, UtcDatetime
+
+_PIN_DIGITS = re.compile(r"^[0-9]{6,10}$")
+
+
+def _pin_digits(value: str) -> str:
+    # An agent may type spaces between groups; what is checked is the digits alone.
+    digits = value.replace(" ", "")
+    if not _PIN_DIGITS.match(digits):
+        raise ValueError("must be 6 to 10 digits (spaces between them are ignored)")
+    return digits
 
 
 class VerificationRequest(StrictModel):
     email: PrintableStr = Field(min_length=3, max_length=254, examples=["ada@example.com"])
-    # Digits only; spaces an agent may type between groups are removed by the route.
-    pin: str = Field(min_length=6, max_length=20, pattern=r"^[0-9 ]+$", examples=["042917"])
+    pin: Annotated[
+        str,
+        Field(
+            min_length=6,
+            max_length=20,
+            pattern=r"^[0-9 ]+$",
+            description="The caller's PIN: 6 to 10 digits; spaces between them are ignored.",
+            examples=["042917"],
+        ),
+        AfterValidator(_pin_digits),
+    ]
 
 
 class VerificationOut(BaseModel):

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 from schemas.common import UtcDatetime
+from service.models import AccountVisibleEventType
 
 
 class PinOut(BaseModel):
@@ -18,22 +17,8 @@ class PinStatusOut(BaseModel):
     expires_at: UtcDatetime | None
 
 
-EventTypeName = Literal[
-    "issued",
-    "revoked",
-    "verified",
-    "verify_failed",
-    "locked",
-    "mfa_enabled",
-    "mfa_disabled",
-    "recovery_code_used",
-    "recovery_codes_regenerated",
-    "mfa_locked",
-]
-
-
 class PinEventOut(BaseModel):
-    type: EventTypeName
+    type: AccountVisibleEventType
     at: UtcDatetime
     agent: str | None
 

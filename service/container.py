@@ -43,6 +43,8 @@ class Services:
         }
 
     async def close(self) -> None:
+        # Voids still owed for answers that were errors get a last chance to be written.
+        await self.audit.settle(self.settings.db_timeout_seconds * 2)
         await asyncio.gather(self.db.close(), self.redis.close(), return_exceptions=True)
 
 
@@ -69,20 +71,8 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(db)
     keys = settings.keys
-    accounts = AccountService(
-        db, PasswordHasher(settings.password_hash_concurrency), redis, keys.lookup
-    )
+    accounts = AccountService(db, PasswordHasher(settings.password_hash_concurrency))
     sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
-    pins = PinService(
-        redis,
-        audit,
-        pin_key=keys.pin,
-        length=settings.pin_length,
-        ttl_seconds=settings.pin_ttl_seconds,
-        max_attempts=settings.pin_max_attempts,
-        account_max_failures=settings.account_max_failures,
-        account_lock_seconds=settings.account_lock_seconds,
-    )
     limits = RateLimiter(
         redis,
         keys.rate_limit,
@@ -90,6 +80,17 @@ async def open_services(settings: Settings) -> Services:
             name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
             for name in RATE_LIMIT_NAMES
         },
+    )
+    pins = PinService(
+        redis,
+        audit,
+        limits,
+        pin_key=keys.pin,
+        length=settings.pin_length,
+        ttl_seconds=settings.pin_ttl_seconds,
+        max_attempts=settings.pin_max_attempts,
+        account_max_failures=settings.account_max_failures,
+        account_lock_seconds=settings.account_lock_seconds,
     )
     return Services(
         settings=settings,

@@ -82,7 +82,7 @@ class RateLimited(RetryLater):
     detail = "Too many requests; try again later."
 
 
-class Unavailable(ServiceError):
+class Unavailable(RetryLater):
     """A store (Postgres or Redis) did not answer in time; nothing was half-done."""
 
     status = 503
@@ -91,12 +91,7 @@ class Unavailable(ServiceError):
     detail = "The service is temporarily unavailable; try again shortly."
 
     def __init__(self, detail: str | None = None, retry_after: int = 1) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
+        super().__init__(retry_after, detail)
 
 
 # Two-factor sign-in.
@@ -123,13 +118,10 @@ class InvalidCode(ServiceError):
     detail = "The code is not correct, has expired or was already used."
 
 
-class InvalidSecondFactor(ServiceError):
+class InvalidSecondFactor(InvalidCode):
     """A wrong code, or a dead `mfa_token`, at the second sign-in step."""
 
     status = 401
-    code = "invalid_code"
-    title = "Invalid code"
-    detail = "The code is not correct, has expired or was already used."
 
 
 class MfaAlreadyEnabled(ServiceError):
@@ -160,3 +152,47 @@ class MfaLocked(RetryLater):
     code = "mfa_locked"
     title = "Too many wrong codes"
     detail = "Too many wrong codes for this account; two-factor sign-in is refused for a while."
+
+
+# New passwords (service/password_policy.py).
+
+
+class PasswordRefused(ServiceError):
+    """A new password NIST SP 800-63B-4 §3.1.1.2 says to refuse; `reason` says which rule."""
+
+    status = 422
+    code = "password_refused"
+    title = "Password refused"
+    detail = "This password is too easy to guess; choose a different one."
+    # One English sentence per reason of `service.password_policy.PasswordReason`.
+    messages: ClassVar[dict[str, str]] = {
+        "common": (
+            "This password is on a list of commonly used or breached passwords; "
+            "choose a different one."
+        ),
+        "repetitive": (
+            "This password is a repeated character or pattern (like 'aaaa' or 'abcabc'); "
+            "choose a different one."
+        ),
+        "sequential": (
+            "This password is a run of consecutive characters (like '1234', 'abcd' or "
+            "'qwerty'); choose a different one."
+        ),
+        "contains_email": (
+            "This password contains the part of your email address before the '@'; "
+            "choose a different one."
+        ),
+        "contains_service_name": (
+            "This password contains the name of this service (Support PIN); choose a different one."
+        ),
+    }
+
+    def __init__(self, reason: str) -> None:
+        message = self.messages.get(reason, self.detail)
+        super().__init__(
+            message,
+            reason=reason,
+            # Shaped like a request validation error (api/problems.py), so clients that show
+            # field errors show this one beside the password field.
+            errors=[{"loc": ["body", "password"], "msg": message, "type": f"password_{reason}"}],
+        )

@@ -22,7 +22,6 @@ class DerivedKeys:
     totp: bytes
     rate_limit: bytes
     recovery_code: bytes
-    lookup: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -33,16 +32,14 @@ class DerivedKeys:
             totp=_derive(secret, b"support-pin/totp-encryption/v1"),
             rate_limit=_derive(secret, b"support-pin/rate-limit-hmac/v1"),
             recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
-            lookup=_derive(secret, b"support-pin/lookup-hmac/v1"),
         )
 
     def __repr__(self) -> str:
         return "DerivedKeys(<redacted>)"
 
 
-# HMAC states with each key already absorbed, copied for each digest: OpenSSL's HMAC set-up
-# of a key is most of the cost of a short message's digest (~2.3 us against ~2.0 for the
-# whole digest from a copy; several digests per verification). One per derived key.
+# An HMAC state per key with the key already absorbed, copied for each digest: the key's
+# set-up is most of the cost of a short message's digest.
 _KEYED: dict[bytes, hmac.HMAC] = {}
 _LENGTH = struct.Struct(">I").pack
 

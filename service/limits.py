@@ -1,15 +1,10 @@
 """Rate limits shared by every process and instance: sliding-window logs in Redis.
 
 Each limit is a setting in the `limits` notation (`10/minute`, `10 per 10 minutes`), parsed by
-the `limits` library. The counting is one Lua script per hit on the service's own Redis client
-(one connection pool, and cluster-safe: a script touches exactly one key), except that PIN
-issuance counts its limit inside the issue script (the log lives in the account's slot), and a
-verification counts its two hits in one round trip with what comes next (on a single node in
-the PIN service's verification script, with the PIN check; on a cluster in one pipeline, with
-the read of the email's cache entry). A sliding log is exact: never more than `amount`
-accepted hits in any window of `expiry` seconds, which is what the brute-force arithmetic in
-the README relies on. A refused hit is not recorded, so a client that keeps hammering is not
-locked out for longer than the window.
+the `limits` library. A hit is counted by `service/lua/rate_limit_hit.lua`; PIN issuance and
+verification count theirs inside their own scripts (the log lives in the account's slot), so
+each costs no extra round trip. A sliding log is exact: never more than `amount` accepted hits
+in any window, which is what the brute-force arithmetic in SECURITY.md relies on.
 
 Subjects (an email, an address) are keyed digests in the Redis key, never clear text.
 """
@@ -30,64 +25,15 @@ from service.errors import RateLimited
 from service.keys import keyed_digest
 from service.redis_store import RedisStore, account_tag
 
-# One hit on one sliding log (a sorted set of hit times in ms): amount, window ms, unique member.
-# Returns {1, remaining} when the hit is accepted, {0, ms until a slot frees} when refused.
-# Redis's clock (TIME) is the one clock every instance agrees on; a script that counts two hits
-# reads it once (a script runs atomically: both hits happen at the same moment anyway). A Lua
-# function, so the scripts of other steps (PIN issuance, verification) can count their limits
-# in the same atomic step.
-HIT_FUNCTION = """
-local clock_ms
-local function rate_limit_hit(key, amount, window, member)
-  if not clock_ms then
-    local now = redis.call('TIME')
-    clock_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-  end
-  local now_ms = clock_ms
-  amount = tonumber(amount)
-  window = tonumber(window)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms - window)
-  local count = redis.call('ZCARD', key)
-  if count >= amount then
-    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    local wait = window
-    if oldest[2] then wait = tonumber(oldest[2]) + window - now_ms end
-    return {0, wait}
-  end
-  redis.call('ZADD', key, now_ms, member)
-  redis.call('PEXPIRE', key, window)
-  return {1, amount - count - 1}
-end
-"""
-
-# KEYS: the log. ARGV: amount, window ms, unique member.
-_HIT = HIT_FUNCTION + "return rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])\n"
-
-# A verification's two hits and the caller's next read, in one step (a single Redis node
-# only: the keys live in different cluster slots). KEYS: the agent's log, the account's log,
-# optionally a key to GET. ARGV: each hit's amount, window ms, unique member.
-# Returns {agent ok, agent value, account ok, account value, what GET read (or false)}; the
-# account's limit is not asked when the agent's refuses.
-_VERIFICATION_HITS = (
-    HIT_FUNCTION
-    + """
-local agent = rate_limit_hit(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
-if agent[1] == 0 then
-  return {agent[1], agent[2], 1, 0, false}
-end
-local account = rate_limit_hit(KEYS[2], ARGV[4], ARGV[5], ARGV[6])
-local fetched = false
-if KEYS[3] then fetched = redis.call('GET', KEYS[3]) end
-return {agent[1], agent[2], account[1], account[2], fetched}
-"""
-)
+# Consecutive-failure counters (PIN verification, second-factor codes) forget after a day
+# without a failure.
+FAILURE_COUNTER_TTL_MS = 24 * 3600 * 1000
 
 
-# A hit's member in its sorted-set log must be unique among every process's hits in the
-# window (a repeated member would replace the earlier hit, not add one). A random prefix
-# drawn once per process and a counter: one draw of randomness per process, not one (a
-# system call) per hit. A forked child draws its own prefix.
 class _MemberSeries:
+    """Unique members for the logs' sorted sets (a repeated member would replace an earlier
+    hit): a random prefix per process and a counter. A forked child draws its own prefix."""
+
     def __init__(self) -> None:
         self.reset()
 
@@ -125,6 +71,13 @@ class Limit:
         return cls(name, item.amount, item.get_expiry())
 
 
+class LimitHit(NamedTuple):
+    """One hit, ready for a script: the log's key and the hit's arguments."""
+
+    key: str
+    args: tuple[int, int, str]  # amount, window ms, unique member
+
+
 class RateLimiter:
     """The service's limits, one method per flow; each raises `RateLimited` when over."""
 
@@ -148,10 +101,10 @@ class RateLimiter:
         self.pin_issue_per_account = pin_issue_per_account
         self.verify_per_agent = verify_per_agent
         self.verify_per_account = verify_per_account
-        self._hit_script = redis.script(_HIT)
-        self._verification_script = redis.script(_VERIFICATION_HITS)
+        self._hit_script = redis.script("rate_limit_hit")
 
-    def _subject(self, kind: str, value: str) -> str:
+    def subject(self, kind: str, value: str) -> str:
+        """A keyed digest of `value` for key names (no address or email in Redis)."""
         return keyed_digest(self._digest_key, kind, value)[:16].hex()
 
     def _hit_of(self, limit: Limit, subject: str) -> LimitHit:
@@ -162,86 +115,31 @@ class RateLimiter:
         """Count one request against `limit` for `subject`, or raise `RateLimited`."""
         hit = self._hit_of(limit, subject)
         async with self._redis.guard():
-            reply = await self._hit_script(keys=[hit.key], args=list(hit.args))
+            reply = await self._hit_script(keys=[hit.key], args=hit.args)
         check_hit(reply)
 
     async def sign_in(self, *, address: str, email: str) -> None:
-        # Keyed by the email as typed (normalized), known or not: the same answer either way.
-        await self.hit(self.sign_in_per_address, self._subject("address", address))
-        await self.hit(self.sign_in_per_account, self._subject("email", normalize_email(email)))
+        # Keyed by the normalized email, known or not: the same answer either way.
+        await self.hit(self.sign_in_per_address, self.subject("address", address))
+        await self.hit(self.sign_in_per_account, self.subject("email", normalize_email(email)))
 
     async def account_create(self, *, address: str) -> None:
-        await self.hit(self.account_create_per_address, self._subject("address", address))
+        await self.hit(self.account_create_per_address, self.subject("address", address))
+
+    async def verification_by_agent(self, agent_id: UUID) -> None:
+        await self.hit(self.verify_per_agent, str(agent_id))
 
     def pin_issue_hit(self, account_id: UUID) -> LimitHit:
-        """The issuance limit's hit, for the PIN service to count inside its issue script: the
-        log is keyed by the account's tag, so it shares the PIN's cluster slot."""
+        """The issuance limit's hit, counted inside the issue script (same slot as the PIN)."""
         return self._hit_of(self.pin_issue_per_account, account_tag(account_id))
 
-    def verification_hits(self, *, agent_id: UUID, email: str) -> tuple[LimitHit, LimitHit]:
-        """A verification's two hits: the agent's limit, then the account's (by email, so an
-        unknown email is limited exactly like a known one). Counted by `verification`, or by
-        the PIN service's one-step verification script on a single node."""
-        return (
-            self._hit_of(self.verify_per_agent, str(agent_id)),
-            self._hit_of(self.verify_per_account, self._subject("email", normalize_email(email))),
-        )
-
-    async def verification(
-        self, hits: tuple[LimitHit, LimitHit], *, fetch: str | None = None
-    ) -> bytes | None:
-        """Count a verification's `hits` (`verification_hits`), or raise `RateLimited`; the
-        account's limit is not asked when the agent's refuses. Both hits, and a GET of
-        `fetch` when given (the caller's next read), go in one round trip: one script on a
-        single Redis node, a pipeline on a cluster (where the keys live in different slots).
-        Returns what that GET read."""
-        if self._redis.is_cluster:
-            agent_reply, account_reply, fetched = await self._verification_on_cluster(hits, fetch)
-        else:
-            keys = [hits[0].key, hits[1].key] + ([fetch] if fetch is not None else [])
-            async with self._redis.guard(scripts_only=True):
-                reply = await self._verification_script(
-                    keys=keys, args=[*hits[0].args, *hits[1].args]
-                )
-            agent_reply, account_reply, fetched = reply[0:2], reply[2:4], reply[4]
-        check_hit(agent_reply)
-        check_hit(account_reply)
-        return fetched if isinstance(fetched, bytes) else None
-
-    async def _verification_on_cluster(
-        self, hits: tuple[LimitHit, LimitHit], fetch: str | None
-    ) -> tuple[Any, Any, Any]:
-        async with self._redis.guard():
-            replies = await self._pipelined_hits(hits, fetch)
-            agent_reply, account_reply = replies[0], replies[1]
-            if not int(agent_reply[0]) and int(account_reply[0]):
-                # Refused by the agent's limit: as if the account's had not been asked (one
-                # after the other, it would not have been), so take that hit back.
-                await self._redis.client.zrem(hits[1].key, hits[1].args[2])
-        return agent_reply, account_reply, replies[2] if fetch is not None else None
-
-    async def _pipelined_hits(
-        self, hits: tuple[LimitHit, LimitHit], fetch: str | None
-    ) -> list[Any]:
-        """The hits, then a GET of `fetch` if given, in one round trip on a cluster. No
-        transaction: the keys live in different slots, and each hit is atomic on its own.
-        EVAL with the script's text: a cluster pipeline refuses EVALSHA (Redis still caches
-        the compiled script by its digest), and a pipeline holding script objects would ask
-        SCRIPT EXISTS first, a round trip more."""
-        async with self._redis.client.pipeline(transaction=False) as pipe:
-            for hit in hits:
-                pipe.eval(_HIT, 1, hit.key, *hit.args)
-            if fetch is not None:
-                pipe.get(fetch)
-            return list(await pipe.execute())
-
-
-class LimitHit(NamedTuple):
-    """One hit, ready to send: the log's key and the hit script's arguments. (A tuple: two
-    are made per verification, and a frozen dataclass takes three times as long to make.)"""
-
-    key: str
-    args: tuple[int, int, str]  # amount, window ms, unique member
+    def verification_hit(self, account_id: UUID | None, email: str) -> LimitHit:
+        """The per-account verification limit's hit, counted inside the verify script: in the
+        account's slot, or by the email's digest for an address with no account (limited
+        exactly like a known one)."""
+        if account_id is not None:
+            return self._hit_of(self.verify_per_account, account_tag(account_id))
+        return self._hit_of(self.verify_per_account, self.subject("email", normalize_email(email)))
 
 
 def check_hit(reply: Any) -> None:
@@ -252,5 +150,5 @@ def check_hit(reply: Any) -> None:
 
 def refused(wait_ms: int) -> RateLimited:
     """The error for a refused hit whose log frees a slot in `wait_ms`."""
-    # Round up: a client that waits Retry-After seconds is let through.
+    # Rounded up: a client that waits Retry-After seconds is let through.
     return RateLimited(retry_after=-(-wait_ms // 1000))

@@ -4,7 +4,7 @@ State:
 - Postgres `account_totp`: the TOTP secret, AES-256-GCM encrypted with a key derived from
   SECRET_KEY and bound to the account id; `enabled_at` is NULL while enrollment is pending.
 - Postgres `account_recovery_codes`: keyed digests only; a code is spent by one atomic UPDATE.
-- Redis, per account under the hash tag `{<account id>}` (one Redis Cluster slot):
+- Redis, per account under the hash tag `{<account tag>}` (one Redis Cluster slot):
   `mfafail:{id}`  consecutive wrong second-factor codes; a new sign-in does not reset it;
   `mfalock:{id}`  present while second-factor sign-in for the account is refused;
   `totpstep:{id}:<step>`  an accepted time-step, kept until it can no longer be valid.
@@ -46,6 +46,7 @@ from service.errors import (
     MfaRequired,
 )
 from service.keys import keyed_digest
+from service.limits import FAILURE_COUNTER_TTL_MS
 from service.models import AuditEvent, EventType
 from service.persistence import mfa as sql
 from service.persistence.db import Connection, Database
@@ -64,55 +65,6 @@ _RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 _RECOVERY_GROUPS, _RECOVERY_GROUP_LENGTH = 3, 4
 _RECOVERY_NORMALIZED = re.compile(r"^[a-z2-7]{12}$")
 _TOTP_NORMALIZED = re.compile(r"^[0-9]{6}$")
-# Wrong-code counters forget after a day without failures (as the PIN counters do).
-FAILURE_COUNTER_TTL_MS = 24 * 3600 * 1000
-
-# KEYS: mfa token. ARGV: max tries. Counts this try before the code is checked.
-_MFA_STEP_TRY = """
-local account = redis.call('HGET', KEYS[1], 'a')
-if not account then return {'gone'} end
-local tries = redis.call('HINCRBY', KEYS[1], 't', 1)
-if tries > tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  return {'gone'}
-end
-return {'ok', account, tries}
-"""
-
-# KEYS: mfa token. ARGV: account id bytes, ttl ms.
-_MFA_STEP_OPEN = """
-redis.call('HSET', KEYS[1], 'a', ARGV[1], 't', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
-"""
-
-# KEYS: account failures, account lock. ARGV: max failures, lock ms, failures ttl ms.
-# Refuses while locked; otherwise counts this try as a failure until it is proven right.
-_ACCOUNT_TRY = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {'locked', redis.call('PTTL', KEYS[2])}
-end
-local failures = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if failures > tonumber(ARGV[1]) then
-  -- Only reached when wrong codes raced past the limit: lock now.
-  redis.call('DEL', KEYS[1])
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
-  return {'locked', tonumber(ARGV[2]), 'new'}
-end
-return {'ok', failures}
-"""
-
-# KEYS: account failures, account lock. ARGV: max failures, lock ms.
-# After a wrong code: lock at the limit. Returns 1 only to the caller that set the lock.
-_ACCOUNT_FAILED = """
-local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
-if failures >= tonumber(ARGV[1]) then
-  redis.call('DEL', KEYS[1])
-  if redis.call('SET', KEYS[2], '1', 'PX', ARGV[2], 'NX') then return 1 end
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -219,11 +171,10 @@ class MfaService:
         self.account_max_failures = account_max_failures
         self.lock_seconds = lock_seconds
         self._clock = clock
-        client = redis.client
-        self._token_new = client.register_script(_MFA_STEP_OPEN)
-        self._token_try = client.register_script(_MFA_STEP_TRY)
-        self._account_try = client.register_script(_ACCOUNT_TRY)
-        self._account_failed = client.register_script(_ACCOUNT_FAILED)
+        self._token_new = redis.script("mfa_token_open")
+        self._token_try = redis.script("mfa_token_try")
+        self._account_try = redis.script("mfa_account_try")
+        self._account_failed = redis.script("mfa_account_failed")
 
     # -- status and enrollment ------------------------------------------------------------
 
@@ -375,8 +326,7 @@ class MfaService:
 
     async def _mfa_required(self, account_id: UUID) -> MfaRequired:
         token = new_token(MFA_TOKEN_PREFIX)
-        key = self._mfa_token_redis_key(token)
-        assert key is not None  # a token we just made has the right shape
+        key = self._keys.mfa_token(keyed_digest(self._mfa_token_key, token).hex())
         async with self._redis.guard():
             await self._token_new(
                 keys=[key], args=[account_id.bytes, self.token_ttl_seconds * 1000]
@@ -392,8 +342,7 @@ class MfaService:
 
     async def _attempt(self, account_id: UUID, code: str, *, reason: str) -> bool:
         """Check a second-factor code under the account's limit; wrong codes are audited."""
-        account = str(account_id)
-        counter_keys = [self._keys.mfa_failures(account), self._keys.mfa_lock(account)]
+        counter_keys = [self._keys.mfa_failures(account_id), self._keys.mfa_lock(account_id)]
         async with self._redis.guard():
             reply = await self._account_try(
                 keys=counter_keys,
@@ -461,7 +410,7 @@ class MfaService:
             forget_at_ms = (step + TOTP_DRIFT_STEPS + 2) * TOTP_STEP_SECONDS * 1000
             async with self._redis.guard():
                 claimed = await self._redis.client.set(
-                    self._keys.totp_step(str(account_id), step), b"1", nx=True, pxat=forget_at_ms
+                    self._keys.totp_step(account_id, step), b"1", nx=True, pxat=forget_at_ms
                 )
             if claimed:
                 return True

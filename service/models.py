@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal, get_args
 from uuid import UUID
 
 
@@ -41,17 +42,21 @@ class EventType(StrEnum):
     MFA_LOCKED = "mfa_locked"  # too many wrong codes: second-factor sign-in refused a while
 
 
-ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = (
-    EventType.ISSUED,
-    EventType.REVOKED,
-    EventType.VERIFIED,
-    EventType.VERIFY_FAILED,
-    EventType.LOCKED,
-    EventType.MFA_ENABLED,
-    EventType.MFA_DISABLED,
-    EventType.RECOVERY_CODE_USED,
-    EventType.RECOVERY_CODES_REGENERATED,
-    EventType.MFA_LOCKED,
+# What an account holder sees of the audit log (the events list on the account page).
+AccountVisibleEventType = Literal[
+    "issued",
+    "revoked",
+    "verified",
+    "verify_failed",
+    "locked",
+    "mfa_enabled",
+    "mfa_disabled",
+    "recovery_code_used",
+    "recovery_codes_regenerated",
+    "mfa_locked",
+]
+ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = tuple(
+    EventType(name) for name in get_args(AccountVisibleEventType)
 )
 
 

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 # Sign-up accepts at most this many characters (4 bytes each in UTF-8 at worst = passlib's
 # 4096-byte ceiling); a longer sign-in password cannot be right and must not reach passlib,
-# which raises on it (found by schemathesis: it was a 500).
+# which raises on it.
 PASSWORD_MAX_LENGTH = 1024
 
 # Hashing threads run at this nice level (Linux: per thread). The event loop keeps the CPU it

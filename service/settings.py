@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86_400)
     password_hash_concurrency: int = Field(default=2, ge=1, le=64)
 
-    # Two-factor sign-in (TOTP and recovery codes, issue 3).
+    # Two-factor sign-in (TOTP and recovery codes).
     mfa_totp_issuer: str = Field(default="Support PIN", min_length=1, max_length=64)
     mfa_token_ttl_seconds: int = Field(default=300, ge=30, le=900)
     mfa_token_max_attempts: int = Field(default=5, ge=1, le=10)
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    # Abuse resistance (issue 5). Rate limits in the `limits` notation, counted in Redis so
+    # Abuse resistance. Rate limits in the `limits` notation, counted in Redis so
     # they hold across processes; a 429 never counts as a PIN guess.
     rate_limit_sign_in_per_account: str = "10/minute"
     rate_limit_sign_in_per_address: str = "60/minute"
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     # Front-end origins (comma-separated, e.g. https://app.example.com) allowed by CORS.
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
 
-    # Operations (issue 6): log rendering. `auto` = JSON lines unless stderr is a terminal.
+    # Operations: log rendering. `auto` = JSON lines unless stderr is a terminal.
     log_format: Literal["auto", "json", "console"] = "auto"
 
     @field_validator("secret_key")

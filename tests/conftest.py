@@ -6,6 +6,7 @@ import asyncio
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio
-from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from api.app import create_app
 from service.container import Services
@@ -23,6 +24,24 @@ from service.settings import RATE_LIMIT_NAMES, Settings
 from tests.stores import TestStores, database_url, test_stores
 
 PASSWORD = "correct horse battery staple"
+PROBLEM = "application/problem+json"
+# A verification's answer for every way of being wrong.
+INVALID = {"valid": False, "account_id": None, "verified_at": None}
+
+
+def wrong_pin(pin: str) -> str:
+    return pin[:-1] + str((int(pin[-1]) + 1) % 10)
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert {"type", "title", "status", "detail", "code"} <= body.keys()
+    assert body["status"] == status
+    assert body["code"] == code
+    return body
+
 
 # Every test client comes from one address, and some tests sign in or sign up many times:
 # rate limits are generous unless a test sets its own (tests/test_rate_limits.py does).
@@ -144,22 +163,29 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 @pytest.fixture
 async def harness_factory(make_settings: Callable[..., Settings]) -> AsyncIterator[HarnessFactory]:
     """Build apps with overridden settings; all are shut down after the test."""
-    stack: list[tuple[LifespanManager, httpx.AsyncClient]] = []
+    stack: list[tuple[AbstractAsyncContextManager[Any], httpx.AsyncClient]] = []
 
-    async def build(*, hot_paths: bool = True, **overrides: Any) -> Harness:
-        app = create_app(make_settings(**overrides), hot_paths=hot_paths)
-        manager = LifespanManager(app)
-        await manager.__aenter__()
+    async def build(**overrides: Any) -> Harness:
+        app = create_app(make_settings(**overrides))
+        # The lifespan as a server runs it: its state goes into every request's scope.
+        lifespan = app.router.lifespan_context(app)
+        state = await lifespan.__aenter__()
+        assert state is not None
+
+        async def served(scope: Scope, receive: Receive, send: Send) -> None:
+            scope["state"] = dict(state)
+            await app(scope, receive, send)
+
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=manager.app), base_url="http://testserver"
+            transport=httpx.ASGITransport(app=served), base_url="http://testserver"
         )
-        stack.append((manager, client))
-        return Harness(app, client, app.state.services)
+        stack.append((lifespan, client))
+        return Harness(app, client, state["services"])
 
     yield build
-    for manager, client in reversed(stack):
+    for lifespan, client in reversed(stack):
         await client.aclose()
-        await manager.__aexit__(None, None, None)
+        await lifespan.__aexit__(None, None, None)
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import subprocess
 import sys
 import uuid
 
-from tests.conftest import Harness
-from tests.test_accounts import assert_problem
+from tests.conftest import Harness, assert_problem
 
 
 async def test_verification_needs_an_agent_key(h: Harness) -> None:

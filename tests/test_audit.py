@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from tests.conftest import Harness
-from tests.test_pins import INVALID, wrong_pin
+from tests.conftest import INVALID, Harness, wrong_pin
 
 REFUSE_AUDIT = """
 CREATE OR REPLACE FUNCTION test_refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$

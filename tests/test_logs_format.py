@@ -9,8 +9,9 @@ import os
 import sys
 
 import pytest
+import structlog
 
-from service.logs import access_line, configure_logging, get_logger, request_id_var, wants_json
+from service.logs import access_line, configure_logging, request_id_var, wants_json
 
 
 def test_console_format_is_readable_and_json_format_is_one_object_per_line(
@@ -18,7 +19,7 @@ def test_console_format_is_readable_and_json_format_is_one_object_per_line(
 ) -> None:
     try:
         configure_logging("INFO", "console")
-        get_logger("support_pin.test").info("request", method="GET", status=200)
+        structlog.get_logger("support_pin.test").info("request", method="GET", status=200)
         console = capsys.readouterr().err
         assert "request" in console
         assert "method" in console
@@ -26,7 +27,7 @@ def test_console_format_is_readable_and_json_format_is_one_object_per_line(
             json.loads(console.strip().splitlines()[-1])
 
         configure_logging("INFO", "json")
-        get_logger("support_pin.test").info("request", method="GET", status=200)
+        structlog.get_logger("support_pin.test").info("request", method="GET", status=200)
         line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
         assert line["event"] == "request"
         assert line["method"] == "GET"
@@ -36,7 +37,7 @@ def test_console_format_is_readable_and_json_format_is_one_object_per_line(
         assert "pid" in line
 
         # orjson refuses integers over 64 bits: the standard library writes that line.
-        get_logger("support_pin.test").info("big", count=2**70, thing=object())
+        structlog.get_logger("support_pin.test").info("big", count=2**70, thing=object())
         line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
         assert line["count"] == 2**70
         assert line["thing"].startswith("<object object")
@@ -64,7 +65,7 @@ def test_tracebacks_never_show_local_variables(
         try:
             verify_something()
         except ValueError:
-            get_logger("support_pin.test").exception("unhandled error")
+            structlog.get_logger("support_pin.test").exception("unhandled error")
         output = capsys.readouterr().err
         assert "ValueError" in output
         assert "8264013579" not in output
@@ -77,7 +78,7 @@ def test_access_lines_have_the_fields_of_every_other_line_and_follow_the_level(
 ) -> None:
     try:
         configure_logging("INFO", "json")
-        get_logger("support_pin.test").info("other")
+        structlog.get_logger("support_pin.test").info("other")
         access_line("POST", "/v1/agent/verifications", 200, 1.25, "abc123")
         other, access = (json.loads(line) for line in capsys.readouterr().err.splitlines())
         assert set(access) == set(other) | {
@@ -123,11 +124,11 @@ def test_every_line_written_while_answering_carries_the_request_id(
         configure_logging("INFO", "json")
         token = request_id_var.set("req-42")
         try:
-            get_logger("support_pin.test").info("from structlog")
+            structlog.get_logger("support_pin.test").info("from structlog")
             logging.getLogger("some.library").warning("from the logging module")
         finally:
             request_id_var.reset(token)
-        get_logger("support_pin.test").info("outside a request")
+        structlog.get_logger("support_pin.test").info("outside a request")
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
         assert [line.get("request_id") for line in lines] == ["req-42", "req-42", None]
     finally:
@@ -144,7 +145,7 @@ def test_a_forked_worker_writes_its_own_pid() -> None:
             sys.stderr = io.TextIOWrapper(os.fdopen(write, "wb"), write_through=True)
             configure_logging("INFO", "json")
             access_line("GET", "/healthz", 200, 0.5, "forked")
-            get_logger("support_pin.test").info("from the child")
+            structlog.get_logger("support_pin.test").info("from the child")
             sys.stderr.flush()
         finally:
             os._exit(0)

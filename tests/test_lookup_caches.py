@@ -1,5 +1,5 @@
-"""Agent keys and email lookups are cached in Redis; revocation and new accounts still take
-effect at once on every instance."""
+"""Agent keys are cached in Redis and in each process; revocation still takes effect on
+every instance. Emails are never cached: a new account is found at once."""
 
 from __future__ import annotations
 
@@ -54,14 +54,14 @@ async def test_a_stale_cache_fill_cannot_undo_a_revocation(h: Harness) -> None:
     assert await h.services.agents.authenticate(key) is None
 
 
-async def test_an_unknown_email_cached_as_unknown_works_once_the_account_exists(
+async def test_an_email_verified_before_its_account_exists_works_once_it_does(
     h: Harness,
 ) -> None:
     _, agent = await h.agent()
     email = f"later-{uuid.uuid4().hex[:10]}@example.com"
     first = await h.verify(agent, email, "123456")
     assert first == {"valid": False, "account_id": None, "verified_at": None}
-    assert await h.services.accounts.id_by_email(email) is None  # cached as unknown
+    assert await h.services.accounts.id_by_email(email) is None
 
     await h.signup(email)
     headers = {"Authorization": f"Bearer {await h.sign_in(email)}"}
@@ -69,7 +69,7 @@ async def test_an_unknown_email_cached_as_unknown_works_once_the_account_exists(
     assert (await h.verify(agent, email, pin))["valid"] is True
 
 
-async def test_email_lookups_match_case_insensitively_through_the_cache(h: Harness) -> None:
+async def test_email_lookups_match_case_insensitively(h: Harness) -> None:
     email, user = await h.user()
     _, agent = await h.agent()
     pin = await h.issue_pin(user)

@@ -288,7 +288,7 @@ async def test_account_limit_survives_new_sign_ins(
     assert locked.status_code == 429
     assert locked.json()["code"] == "mfa_locked"
     assert 3500 <= int(locked.headers["retry-after"]) <= 3600
-    lock_key = h.services.redis.keys.mfa_lock(str(_uuid((await me(h, user.headers)).json())))
+    lock_key = h.services.redis.keys.mfa_lock(_uuid((await me(h, user.headers)).json()))
     assert 3_500_000 <= await h.services.redis.client.pttl(lock_key) <= 3_600_000
     # Recovery codes and turning 2FA off are second-factor checks too: refused while locked.
     assert (await code_step(h, third, user.recovery_codes[0])).status_code == 429

@@ -8,13 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import Harness
-
-INVALID = {"valid": False, "account_id": None, "verified_at": None}
-
-
-def wrong_pin(pin: str) -> str:
-    return pin[:-1] + str((int(pin[-1]) + 1) % 10)
+from tests.conftest import INVALID, Harness, wrong_pin
 
 
 async def test_issue_returns_pin_expiry_and_ttl(h: Harness) -> None:

@@ -189,7 +189,7 @@ async def test_a_429_is_not_a_guess(harness_factory: HarnessFactory) -> None:
     wrong = f"{(int(pin) + 1) % 10**6:06d}"
     assert (await h.verify(agent, email, wrong))["valid"] is False
     assert (await h.verify(agent, email, wrong))["valid"] is False
-    account_id = str((await h.client.get("/v1/me", headers=user)).json()["id"])
+    account_id = uuid.UUID((await h.client.get("/v1/me", headers=user)).json()["id"])
     keys = h.services.redis.keys
     client = h.services.redis.client
     for _ in range(10):  # far past PIN_MAX_ATTEMPTS=3 had these been evaluated
@@ -198,7 +198,7 @@ async def test_a_429_is_not_a_guess(harness_factory: HarnessFactory) -> None:
         )
         retry_after = assert_rate_limited(response)
     assert await client.hget(keys.pin(account_id), "a") == b"2"
-    assert await client.get(keys.pin_failures(account_id)) == b"2"
+    assert await client.get(keys.pin_state(account_id)[1]) == b"2"
     failed = [e for e in await h.events(user) if e["type"] == "verify_failed"]
     assert len(failed) == 2
     await wait_out(retry_after)

@@ -12,7 +12,7 @@ from typing import get_args
 import pytest
 
 from api.web import PAGES_DIR, STATIC_DIR
-from schemas.pins import EventTypeName
+from service.models import AccountVisibleEventType
 from tests.conftest import Harness
 
 PAGES = ["/", "/signup", "/account", "/agent"]
@@ -209,5 +209,7 @@ def test_tokens_never_go_to_local_storage_or_urls() -> None:
 def test_every_event_type_of_the_api_has_a_line_in_both_languages() -> None:
     for lang in LANGUAGES:
         messages = _messages(lang)
-        missing = [kind for kind in get_args(EventTypeName) if f"event.{kind}" not in messages]
+        missing = [
+            kind for kind in get_args(AccountVisibleEventType) if f"event.{kind}" not in messages
+        ]
         assert missing == [], (lang, missing)

@@ -20,10 +20,4 @@ async def create_account(
     body: AccountCreate, services: ServicesDep, address: ClientAddress
 ) -> AccountOut:
     await services.limits.account_create(address=address)
-    account = await services.accounts.register(body.email, body.password)
-    return AccountOut(
-        id=account.id,
-        email=account.email,
-        mfa_enabled=account.mfa_enabled,
-        created_at=account.created_at,
-    )
+    return AccountOut.of(await services.accounts.register(body.email, body.password))

@@ -1,16 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
-from uuid import UUID
+from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 
-from api.deps import CurrentUser, ServicesDep
+from api.deps import CurrentUser, ServicesDep, UserSessionClaim
 from api.problems import problem_responses
-from api.responses import json_response, utc
 from schemas.accounts import AccountOut
 from schemas.pins import PinEventOut, PinEventsOut, PinOut, PinStatusOut
-from service.container import Services
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
 
@@ -22,13 +19,7 @@ router = APIRouter(prefix="/v1/me", tags=["me"])
     responses=problem_responses(401, 503),
 )
 async def get_me(user: CurrentUser, services: ServicesDep) -> AccountOut:
-    account = await services.accounts.get(user.account_id)
-    return AccountOut(
-        id=account.id,
-        email=account.email,
-        mfa_enabled=account.mfa_enabled,
-        created_at=account.created_at,
-    )
+    return AccountOut.of(await services.accounts.get(user.account_id))
 
 
 @router.post(
@@ -38,27 +29,9 @@ async def get_me(user: CurrentUser, services: ServicesDep) -> AccountOut:
     response_model=PinOut,
     responses=problem_responses(401, 429, 503),
 )
-async def create_support_pin(user: CurrentUser, request: Request) -> Response:
-    # A hot route: requests of the ordinary shape are answered by `api.hot` with the same
-    # `issue_pin`; this is the route of the OpenAPI document and of every other request.
-    services: Services = request.app.state.services
-    return json_response(await issue_pin(services, user.account_id), status.HTTP_201_CREATED)
-
-
-async def issue_pin(
-    services: Services, account_id: UUID, *, session_key: str | None = None
-) -> dict[str, Any]:
-    """The work and the answer (a `PinOut`, serialised by the caller with orjson: see
-    api/responses.py) of PIN issuance. With `session_key` (the caller's session, not yet
-    checked), the issue script checks it first."""
-    # The account's issuance limit is counted inside the issue script, before the PIN.
-    limit = services.limits.pin_issue_hit(account_id)
-    issued = await services.pins.issue(account_id, limit, session_key=session_key)
-    return {
-        "pin": issued.pin,
-        "expires_at": utc(issued.expires_at),
-        "ttl_seconds": issued.ttl_seconds,
-    }
+async def create_support_pin(session: UserSessionClaim, services: ServicesDep) -> PinOut:
+    issued = await services.pins.issue_pin(session)
+    return PinOut(pin=issued.pin, expires_at=issued.expires_at, ttl_seconds=issued.ttl_seconds)
 
 
 @router.get(

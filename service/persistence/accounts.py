@@ -21,7 +21,8 @@ async def create_account(conn: Connection, email: str, password_hash: str) -> as
         )
     except asyncpg.UniqueViolationError as exc:
         raise EmailTaken() from exc
-    assert row is not None  # INSERT ... RETURNING always yields the row
+    if row is None:  # INSERT ... RETURNING yields the row
+        raise RuntimeError("INSERT returned no row")
     return row
 
 

@@ -17,7 +17,8 @@ async def create_agent(conn: Connection, name: str, key_hash: bytes) -> asyncpg.
         )
     except asyncpg.UniqueViolationError as exc:
         raise AgentExists() from exc
-    assert row is not None  # INSERT ... RETURNING always yields the row
+    if row is None:  # INSERT ... RETURNING yields the row
+        raise RuntimeError("INSERT returned no row")
     return row
 
 

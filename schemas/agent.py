@@ -38,3 +38,10 @@ class VerificationOut(BaseModel):
     valid: bool
     account_id: UUID | None
     verified_at: UtcDatetime | None
+    email: str = Field(
+        description=(
+            "The address that was checked, in the one spelling the service stores "
+            "(NFKC, IDNA, case-folded), for the agent to read back to the caller."
+        ),
+        examples=["ada@example.com"],
+    )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from uuid import UUID
 
-from service.errors import InvalidCredentials, NotFound
+from service import emails
+from service.errors import EmailConfusable, EmailInvalid, InvalidCredentials, NotFound
 from service.models import Account
 from service.password_policy import check_new_password
 from service.passwords import PasswordHasher
@@ -14,8 +15,15 @@ from service.persistence.db import Database
 
 
 def normalize_email(email: str) -> str:
-    """One spelling per mailbox for lookups (addresses are matched case-insensitively)."""
-    return email.strip().lower()
+    """The spelling to look an address up by (and to key its rate limits by): for any valid
+    address, `service.emails.normalize_email` (NFKC, IDNA, case-folded), the one spelling
+    stored. Never raises: input that is no valid address comes back stripped, a spelling no
+    account has (every stored address is its own normalization), so sign-in and verification
+    find no account and answer as for an unknown one. Sign-up uses the strict function."""
+    try:
+        return emails.normalize_email(email)
+    except emails.InvalidEmailAddress:
+        return email.strip()
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -32,10 +40,19 @@ class AccountService:
         self.hasher = hasher
 
     async def register(self, email: str, password: str) -> Account:
-        check_new_password(password, email=email)  # before any hashing work
+        try:
+            address = emails.normalize_email(email)
+        except emails.InvalidEmailAddress as exc:
+            raise EmailInvalid(exc.reason) from None
+        if emails.mixes_confusable_scripts(address):
+            raise EmailConfusable()
+        check_new_password(password, email=address)  # before any hashing work
         password_hash = await self.hasher.hash(password)
         async with self._db.connection() as conn:
-            row = await sql.create_account(conn, normalize_email(email), password_hash)
+            # A look-alike of an existing address (same skeleton) is refused as taken.
+            row = await sql.create_account(
+                conn, address, emails.email_skeleton(address), password_hash
+            )
         return Account(row["id"], row["email"], row["created_at"])
 
     async def authenticate(self, email: str, password: str) -> UUID:

@@ -196,3 +196,44 @@ class PasswordRefused(ServiceError):
             # field errors show this one beside the password field.
             errors=[{"loc": ["body", "password"], "msg": message, "type": f"password_{reason}"}],
         )
+
+
+# New email addresses (service/emails.py). Both are shaped like a request validation error
+# (api/problems.py), so clients that show field errors show them beside the email field.
+
+
+class EmailInvalid(ServiceError):
+    """Not an address the service accepts. The sign-up schema refuses these first (422
+    `validation_error`); this is the same refusal for callers that skip the schema."""
+
+    status = 422
+    code = "email_invalid"
+    title = "Invalid email address"
+    detail = "This is not a valid email address."
+
+    def __init__(self, reason: str | None = None) -> None:
+        message = f"This is not a valid email address: {reason}." if reason else self.detail
+        super().__init__(
+            message,
+            errors=[{"loc": ["body", "email"], "msg": message, "type": "email_invalid"}],
+        )
+
+
+class EmailConfusable(ServiceError):
+    """An address that mixes scripts confusably (UTS #39), like a Cyrillic 'e' among Latin
+    letters: it could pass for another address. A look-alike of an existing account's address
+    is answered as `EmailTaken` instead, so it reveals no more than a taken address does."""
+
+    status = 422
+    code = "email_confusable"
+    title = "Look-alike email address"
+    detail = (
+        "This address mixes letters of different alphabets that look alike (like a Cyrillic "
+        "'e' among Latin letters), so it could be mistaken for another address; type it in "
+        "one alphabet."
+    )
+
+    def __init__(self) -> None:
+        super().__init__(
+            errors=[{"loc": ["body", "email"], "msg": self.detail, "type": "email_confusable"}],
+        )

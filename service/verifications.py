@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from service.accounts import AccountService
+from dataclasses import dataclass
+
+from service.accounts import AccountService, normalize_email
 from service.limits import RateLimiter
 from service.models import Agent
 from service.pins import PinService, Verification
+
+
+@dataclass(frozen=True)
+class CheckedAddress:
+    """A verification's outcome and the address it checked, as the service spells it."""
+
+    verification: Verification
+    email: str
 
 
 class VerificationService:
@@ -14,10 +24,11 @@ class VerificationService:
         self._accounts = accounts
         self._pins = pins
 
-    async def verify_pin(self, agent: Agent, email: str, pin: str) -> Verification:
+    async def verify_pin(self, agent: Agent, email: str, pin: str) -> CheckedAddress:
         """The agent's limit, then the account by email, then the account's limit and its PIN
         in one script (`PinService.check`). Limits come first, so a refused request
         (`RateLimited`) is not a guess; every outcome is audited before it is answered."""
         await self._limits.verification_by_agent(agent.id)
         account_id = await self._accounts.id_by_email(email)
-        return await self._pins.check(account_id, email, pin, agent)
+        verification = await self._pins.check(account_id, email, pin, agent)
+        return CheckedAddress(verification, normalize_email(email))

@@ -148,6 +148,8 @@ class Harness:
         )
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
+        # The address as the service spells it: shown to the agent, checked where it matters.
+        assert isinstance(body.pop("email"), str)
         return body
 
     async def events(self, headers: dict[str, str]) -> list[dict[str, Any]]:

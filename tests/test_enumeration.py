@@ -4,6 +4,7 @@ this guards against, a skipped argon2 or a skipped store round trip, is many tim
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 import uuid
@@ -11,15 +12,23 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-from tests.conftest import PASSWORD, Harness
+from tests.conftest import INVALID, PASSWORD, Harness
 
 # Headers that differ per request by design.
 _PER_REQUEST = {"x-request-id", "date", "content-length"}
 
 
 def comparable(response: httpx.Response) -> tuple[int, str, dict[str, str]]:
+    """The answer less what differs per request: its id, its length, and the address a
+    verification echoes (the one the agent typed)."""
     headers = {k: v for k, v in response.headers.items() if k not in _PER_REQUEST}
-    return response.status_code, response.text, headers
+    text = response.text
+    if response.headers.get("content-type") == "application/json":
+        body = response.json()
+        if isinstance(body, dict) and "email" in body:
+            body.pop("email")
+            text = json.dumps(body, sort_keys=True)
+    return response.status_code, text, headers
 
 
 def unknown_email() -> str:
@@ -84,7 +93,7 @@ async def test_verification_answers_alike(h: Harness) -> None:
         await verify(without_pin, wrong)(),
     ]
     assert len({comparable_key(answer) for answer in answers}) == 1
-    assert answers[0].json() == {"valid": False, "account_id": None, "verified_at": None}
+    assert answers[0].json() == {**INVALID, "email": email}
 
     medians = await median_seconds(
         {"wrong PIN": verify(email, wrong), "unknown email": verify(unknown_email(), wrong)},

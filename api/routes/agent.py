@@ -18,7 +18,11 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
 async def create_verification(
     body: VerificationRequest, agent: CurrentAgent, services: ServicesDep
 ) -> VerificationOut:
-    result = await services.verifications.verify_pin(agent, body.email, body.pin)
+    checked = await services.verifications.verify_pin(agent, body.email, body.pin)
+    result = checked.verification
     return VerificationOut(
-        valid=result.valid, account_id=result.account_id, verified_at=result.verified_at
+        valid=result.valid,
+        account_id=result.account_id,
+        verified_at=result.verified_at,
+        email=checked.email,
     )

@@ -12,11 +12,17 @@ from service.persistence.db import Connection
 _COLUMNS = "id, email, password_hash, created_at"
 
 
-async def create_account(conn: Connection, email: str, password_hash: str) -> asyncpg.Record:
+async def create_account(
+    conn: Connection, email: str, email_skeleton: str, password_hash: str
+) -> asyncpg.Record:
+    """The new account's row; `EmailTaken` when its email, or its email's confusable skeleton
+    (a look-alike of an existing address), is an existing account's: one answer for both."""
     try:
         row = await conn.fetchrow(
-            f"INSERT INTO accounts (email, password_hash) VALUES ($1, $2) RETURNING {_COLUMNS}",  # noqa: S608 (constant)
+            f"""INSERT INTO accounts (email, email_skeleton, password_hash)
+                VALUES ($1, $2, $3) RETURNING {_COLUMNS}""",  # noqa: S608 (constant)
             email,
+            email_skeleton,
             password_hash,
         )
     except asyncpg.UniqueViolationError as exc:

@@ -3,12 +3,19 @@
 Group commit: concurrent `record()` calls are written together, one multi-row INSERT in one
 transaction, while each caller waits for that commit. Under load this replaces a transaction
 (and a pooled connection) per request by one per batch; a lone call is written at once, so
-nothing waits for a timer. If the batch fails, every caller in it gets `Unavailable`."""
+nothing waits for a timer. If the batch fails, every caller in it gets `Unavailable`.
+
+A batch whose INSERT was sent but not confirmed (the database stopped answering) may still
+commit later, although its callers answered with an error. Every row carries an id chosen
+here, and the ids of such a batch are voided (`audit_voids`) as soon as the database answers
+again: a voided event is not shown as having happened, and the log stays append-only."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # Rows per INSERT; a burst larger than this is written as several batches, one after another.
 MAX_BATCH_ROWS = 500
+# How often voids are tried again while the database does not answer (seconds, doubling).
+SETTLE_FIRST_WAIT, SETTLE_MAX_WAIT = 0.2, 5.0
 
 
 Undo = Callable[[], Awaitable[None]]
@@ -43,6 +52,9 @@ class AuditLog:
         self._max_batch_rows = max_batch_rows
         self._queue: deque[_Waiter] = deque()
         self._writer: asyncio.Task[None] | None = None
+        # Ids of rows whose INSERT's outcome is unknown, to be voided.
+        self._unsettled: set[uuid.UUID] = set()
+        self._settler: asyncio.Task[None] | None = None
 
     async def record(self, *events: AuditEvent, undo: Undo | None = None) -> datetime:
         """Commit the events in one transaction and return the first one's timestamp.
@@ -97,18 +109,21 @@ class AuditLog:
         except Unavailable:
             # Postgres is away: callers queued behind this batch would only wait out another
             # timeout each, so they fail now too (their undos first: they are newer).
+            self._void_later(rows)
             queued = list(self._queue)
             self._queue.clear()
             await self._fail(batch + queued, None)
             return
         except asyncio.CancelledError:
             # Shutdown: nobody in the batch may answer success.
+            self._void_later(rows)
             for waiter in batch:
                 if not waiter.done.done():
                     waiter.done.set_exception(Unavailable())
             raise
         except Exception as exc:
             log.error("audit batch failed", exc_info=exc)  # a bug: logged once, here
+            self._void_later(rows)
             await self._fail(batch, exc)
             return
         at = 0
@@ -116,6 +131,41 @@ class AuditLog:
             if not waiter.done.done():
                 waiter.done.set_result(stamps[at])
             at += len(waiter.rows)
+
+    def _void_later(self, rows: list[sql.EventRow]) -> None:
+        """Void these rows once the database answers (they may have committed)."""
+        self._unsettled.update(row.event_id for row in rows)
+        if self._settler is None or self._settler.done():
+            self._settler = asyncio.get_running_loop().create_task(
+                self._settle(), name="audit-settle"
+            )
+
+    async def _settle(self) -> None:
+        wait = SETTLE_FIRST_WAIT
+        while self._unsettled:
+            ids = list(self._unsettled)
+
+            async def write(conn: Connection, ids: list[uuid.UUID] = ids) -> None:
+                await sql.void_events(conn, ids)
+
+            try:
+                await self._db.must_write(write, one_statement=True)
+            except Unavailable:
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, SETTLE_MAX_WAIT)
+                continue
+            self._unsettled.difference_update(ids)
+            log.warning("voided %d audit events answered with an error", len(ids))
+            wait = SETTLE_FIRST_WAIT
+
+    async def settle(self, seconds: float) -> bool:
+        """Wait up to `seconds` for pending voids to be written; False if some are not."""
+        if self._settler is not None and not self._settler.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._settler), seconds)
+        if self._unsettled:
+            log.error("%d audit events could not be voided before shutdown", len(self._unsettled))
+        return not self._unsettled
 
     async def _fail(self, batch: list[_Waiter], error: Exception | None) -> None:
         for waiter in reversed(batch):
@@ -141,6 +191,7 @@ def _rows(events: tuple[AuditEvent, ...]) -> list[sql.EventRow]:
     request_id = request_id_var.get()
     return [
         sql.EventRow(
+            event_id=uuid.uuid4(),
             type=event.type.value,
             account_id=event.account_id,
             agent_id=event.agent.id if event.agent else None,

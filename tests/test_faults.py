@@ -4,15 +4,18 @@ A live `support-pin serve` runs issue-and-verify traffic while each store in tur
 (SIGSTOP) and crashes (SIGKILL, then a restart). Shown: every answer during an outage is a
 503 `unavailable` with Retry-After, within about the timeout (measured from the client); no
 500, no hung request; `/readyz` says 503; after the store is back, issue and verify work with
-no restart of the service; and every 2xx issue or verification has its audit row."""
+no restart of the service; every 2xx issue or verification has its audit row; and no request
+answered with an error shows as an event (a row whose INSERT committed after its request was
+answered 503 is voided once PostgreSQL answers again)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from service.persistence.migrations import migrate
 from service.settings import Settings
 from tests.conftest import GENEROUS_RATE_LIMITS, PASSWORD
 from tests.live import running_server, settings_env
-from tests.own_stores import own_stores
+from tests.own_stores import PostgresServer, RedisServer, own_stores
 from tests.stores import database_url
 
 pytestmark = pytest.mark.slow
@@ -42,6 +45,7 @@ CLIENT_TIMEOUT = 10.0  # a request with no answer by then counts as hung
 OUTAGE_SECONDS = 3.0
 USERS = 3
 MAX_REQUESTS = 3000
+PAUSE_BETWEEN_CALLS = 0.1  # per account loop
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Answer:
     seconds: float
     request_id: str
     valid: bool | None = None
+    pin: str | None = None
 
 
 class Traffic:
@@ -88,6 +93,7 @@ class Traffic:
                 seconds,
                 request_id,
                 body.get("valid"),
+                body.get("pin"),
             )
         self.answers.append(answer)
         return answer
@@ -105,7 +111,12 @@ async def _wait_for(predicate: Callable[[], bool], seconds: float) -> bool:
     return predicate()
 
 
-async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _served_on_own_stores(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[Any, PostgresServer, RedisServer, dict[str, str], str]]:
+    """`support-pin serve` on a PostgreSQL and a Redis of this test's own, with an agent:
+    (the server, postgres, redis, the agent's auth header, the database URL)."""
     with own_stores() as (postgres, redis_server):
         admin = await asyncpg.connect(postgres.admin_url)
         await admin.execute("CREATE DATABASE support_pin")
@@ -119,8 +130,8 @@ async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_pat
             secret_key="fault-test-secret-key-" + "x" * 32,
             db_timeout_seconds=TIMEOUT,
             redis_timeout_seconds=TIMEOUT,
-            # The traffic loops issue a PIN every 0.1 s per account: far past the per-account
-            # PIN limit, which is not what this test is about.
+            # The traffic loops issue PINs far faster than the per-account PIN limit allows,
+            # which is not what these tests are about.
             **GENEROUS_RATE_LIMITS,
         )
         services = await open_services(settings)
@@ -128,15 +139,108 @@ async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_pat
             _, key = await services.agents.create("fault-agent")
         finally:
             await services.close()
-        env = settings_env(settings)
-        with running_server(env, tmp_path / "server.log") as server:
-            started_as = server.process.pid
-            await _run_outages(
-                server.url, postgres, redis_server, {"authorization": f"Bearer {key}"}, db_url
-            )
-            # Recovered by itself: the same process served throughout.
-            assert server.process.poll() is None
-            assert server.process.pid == started_as
+        with running_server(settings_env(settings), tmp_path / "server.log") as server:
+            yield server, postgres, redis_server, {"authorization": f"Bearer {key}"}, db_url
+
+
+async def _signed_in_users(
+    client: httpx.AsyncClient, count: int
+) -> list[tuple[str, dict[str, str]]]:
+    users: list[tuple[str, dict[str, str]]] = []
+    for _ in range(count):
+        email = f"caller-{uuid.uuid4().hex[:10]}@example.com"
+        created = await client.post("/v1/accounts", json={"email": email, "password": PASSWORD})
+        assert created.status_code == 201
+        token = await client.post("/v1/auth/token", data={"username": email, "password": PASSWORD})
+        users.append((email, {"authorization": f"Bearer {token.json()['access_token']}"}))
+    return users
+
+
+async def test_store_outages_answer_503_fast_and_recover_without_restart(tmp_path: Path) -> None:
+    async with _served_on_own_stores(tmp_path) as (server, postgres, redis_server, agent, db):
+        started_as = server.process.pid
+        await _run_outages(server.url, postgres, redis_server, agent, db)
+        # Recovered by itself: the same process served throughout.
+        assert server.process.poll() is None
+        assert server.process.pid == started_as
+
+
+AUDIT_FAULT_REQUESTS = 5000  # issue and verify answers counted, at least
+AUDIT_FAULT_LOOPS = 16
+AUDIT_FAULT_SECONDS = 300  # a bound on the run, outages included
+
+
+async def test_audit_rows_match_answers_under_postgres_faults(tmp_path: Path) -> None:
+    """Steady issuance and verification while PostgreSQL is stopped (SIGSTOP, then SIGCONT)
+    and stopped at once (SIGKILL, then a restart), over and over: every 2xx has its committed
+    row, and no request answered with an error shows as an event."""
+    async with (
+        _served_on_own_stores(tmp_path) as (server, postgres, _, agent, db_url),
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        users = await _signed_in_users(client, AUDIT_FAULT_LOOPS)
+        traffic = Traffic(client, agent)
+
+        async def account_loop(email: str, user: dict[str, str]) -> None:
+            while not traffic.stop.is_set():
+                issued = await traffic.call("issue", "POST", "/v1/me/support-pin", headers=user)
+                if issued.status == 201 and issued.pin is not None:
+                    pin = issued.pin
+                    await traffic.call(
+                        "verify",
+                        "POST",
+                        "/v1/agent/verifications",
+                        headers=agent,
+                        json={"email": email, "pin": pin},
+                    )
+
+        def counted() -> int:
+            return sum(1 for a in traffic.answers if a.kind in ("issue", "verify"))
+
+        loops = [asyncio.create_task(account_loop(email, user)) for email, user in users]
+        deadline = time.monotonic() + AUDIT_FAULT_SECONDS
+        faults = 0
+        try:
+            while counted() < AUDIT_FAULT_REQUESTS and time.monotonic() < deadline:
+                await asyncio.sleep(1.0)
+                if faults % 2 == 0:
+                    traffic.phase = "postgres hung"
+                    await asyncio.to_thread(postgres.pause)
+                    await asyncio.sleep(1.5)
+                    await asyncio.to_thread(postgres.resume)
+                else:
+                    traffic.phase = "postgres killed"
+                    await asyncio.to_thread(postgres.kill)
+                    await asyncio.sleep(0.5)
+                    await asyncio.to_thread(postgres.start)
+                traffic.phase = "steady"
+                faults += 1
+            await asyncio.sleep(1.0)  # a last steady stretch
+        finally:
+            traffic.stop.set()
+            await asyncio.gather(*loops)
+
+        # Checked while the stores still run.
+        answers = traffic.answers
+        _report(answers, [])
+        assert counted() >= AUDIT_FAULT_REQUESTS, counted()
+        assert faults >= 2
+        statuses = {a.status for a in answers}
+        assert statuses <= {200, 201, 503}, statuses
+        assert any(a.status == 503 for a in answers), "the faults did not bite"
+        ok = {a.request_id for a in answers if a.status in (200, 201)}
+        conn = await _connect_when_up(db_url)
+        try:
+            audited = {
+                row["request_id"]
+                for row in await conn.fetch(
+                    "SELECT request_id FROM audit_events WHERE request_id LIKE 'fault-%'"
+                )
+            }
+        finally:
+            await conn.close()
+        assert not ok - audited, f"{len(ok - audited)} successful answers without an audit row"
+        await _assert_no_error_shown_as_event(answers, db_url)
 
 
 async def _run_outages(
@@ -195,7 +299,7 @@ async def _run_outages(
                             headers=agent,
                             json={"email": email, "pin": pins[email]},
                         )
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(PAUSE_BETWEEN_CALLS)
 
         loops = [asyncio.create_task(account_loop(email, user)) for email, user in users]
         readiness: list[Answer] = []
@@ -281,6 +385,29 @@ async def _run_outages(
     missing = succeeded - audited
     assert not missing, f"{len(missing)} successful answers without an audit row"
     assert len(succeeded) > 20
+
+    await _assert_no_error_shown_as_event(answers, db_url)
+
+
+async def _assert_no_error_shown_as_event(answers: list[Answer], db_url: str) -> None:
+    """No request answered with an error shows as an event: any row of one is voided (the
+    service writes the voids as soon as PostgreSQL answers again)."""
+    failed = [a.request_id for a in answers if a.kind in ("issue", "verify") and a.status == 503]
+    shown: int | None = None
+    for _ in range(100):
+        conn = await _connect_when_up(db_url)
+        try:
+            shown = await conn.fetchval(
+                """SELECT count(*) FROM audit_events e WHERE request_id = ANY($1::text[])
+                   AND NOT EXISTS (SELECT 1 FROM audit_voids v WHERE v.event_id = e.event_id)""",
+                failed,
+            )
+        finally:
+            await conn.close()
+        if shown == 0:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{shown} events of requests answered with an error are shown")
 
 
 async def _connect_when_up(db_url: str) -> asyncpg.Connection:

@@ -24,6 +24,9 @@ _UNAVAILABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.InsufficientResourcesError,
     asyncpg.OperatorInterventionError,
+    # A connection left mid-operation by a fault ("another operation is in progress"): it is
+    # closed like any broken one.
+    asyncpg.InternalClientError,
 )
 
 T = TypeVar("T")

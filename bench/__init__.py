@@ -1,1 +1,1 @@
-"""The benchmark: `bench/run` (see README, Performance)."""
+"""The benchmark: `bench/run` (see docs/performance.md)."""

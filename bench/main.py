@@ -1,9 +1,9 @@
-"""`bench/run`: seed, start the service, drive it with wrk, report (see README, Performance).
+"""`bench/run`: seed, start the service, drive it with wrk, report (see docs/performance.md).
 
 Each endpoint is measured in the same run as `/healthz`, and reported as a ratio to it:
 absolute figures drift on shared machines, ratios much less. The runs go in rounds of
-`/healthz`, issuance and verification, each ratio against its own round's `/healthz`, and
-the report shows each endpoint's median round."""
+`/healthz`, issuance and the two verification mixes, each ratio against its own round's
+`/healthz`, and the report shows each endpoint's median round."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ from bench.stores import (
     other_pins,
     own_database,
     random_pins,
-    remember_sign_ins,
     seed_accounts,
     seed_pins,
     seed_sessions,
@@ -44,23 +43,16 @@ from bench.stores import (
 )
 from bench.wrk import WrkResult, finish_wrk, run_wrk, start_wrk
 from service.container import Services, open_services
-from service.redis_store import account_tag, make_client
-from service.settings import Settings
+from service.redis_store import make_client
+from service.settings import RATE_LIMIT_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-# The rate limits (their setting names) are raised so the run measures the work, not the
-# 429s; the limit checks themselves still run.
-RATE_LIMIT_SETTINGS = (
-    "RATE_LIMIT_SIGN_IN_PER_ACCOUNT",
-    "RATE_LIMIT_SIGN_IN_PER_ADDRESS",
-    "RATE_LIMIT_ACCOUNT_CREATE_PER_ADDRESS",
-    "RATE_LIMIT_PIN_ISSUE_PER_ACCOUNT",
-    "RATE_LIMIT_VERIFY_PER_AGENT",
-    "RATE_LIMIT_VERIFY_PER_ACCOUNT",
-)
+# Every rate limit is raised so the run measures the work, not the 429s; the limit checks
+# themselves still run.
 RAISED_LIMIT = "1000000/second"
-DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+# Checks per account in the repeated verification mix: its right PIN, then wrong ones. The
+# wrong ones stay below the account's lock (`account_max_failures`).
+REPEAT_TRIES = 5
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -79,10 +71,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--rounds",
         type=int,
-        # Three were too few on a shared machine: two full runs of the same code gave
-        # verification medians of 0.72 and 0.57 of /healthz.
+        # Enough for a median that one disturbed round on a shared machine cannot move.
         default=5,
-        help="rounds of baseline, issuance and verification; each endpoint reports its median",
+        help="rounds of baseline, issuance and both verification mixes; each endpoint "
+        "reports its median",
     )
     parser.add_argument("--scale-pins", type=int, default=1_000_000, help="0 skips the scale run")
     parser.add_argument("--scale-small", type=int, default=1_000, help="PINs of the small case")
@@ -151,24 +143,35 @@ class Bench:
     async def round(
         self, accounts: list[Any], tokens: list[str], password: str, db_url: str
     ) -> dict[str, dict[str, Any]]:
-        """One round: the baseline, then issuance, then verification, back to back, so each
-        ratio compares runs minutes apart at most. Returns the three runs."""
+        """One round: the baseline, then issuance, then both verification mixes, back to
+        back, so each ratio compares runs minutes apart at most. Returns the round's runs."""
         self.measure("healthz", "healthz.lua")
         self.measure("issue_pin", "issue_pin.lua")
         # The issuance run replaced every PIN: give the verifiers PINs they can know, on
-        # enough accounts that the run meets each one once.
+        # enough accounts that each mix makes one pass over them at most.
         await add_verification_accounts(self, accounts, tokens, password, db_url)
-        await reseed(self.services, accounts, tokens, self.data_path)
-        self.measure("verify_pin", "verify_pin.lua")
-        verify_run = self.runs["verify_pin"]
-        verify_run["accounts"] = len(accounts)
-        if verify_run["requests"] > len(accounts):
-            print(
-                f"  warning: {verify_run['requests']:,} verifications for "
-                f"{len(accounts):,} accounts: later passes met used PINs "
-                "(see the outcomes); raise --accounts",
-                flush=True,
-            )
+        for name, script, per_account in (
+            ("verify_pin", "verify_pin.lua", 1),
+            ("verification_repeat", "verify_repeat.lua", REPEAT_TRIES),
+        ):
+            # Fresh PINs and no failures counted: the mix before left used PINs behind.
+            await reseed(self.services, accounts, tokens, self.data_path)
+            before = await verification_outcomes(db_url)
+            self.measure(name, script)
+            after = await verification_outcomes(db_url)
+            run = self.runs[name]
+            run["accounts"] = len(accounts)
+            # What the run's answers were: the audit rows it added.
+            run["outcomes"] = {
+                k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)
+            }
+            if run["requests"] > per_account * len(accounts):
+                print(
+                    f"  warning: {name}: {run['requests']:,} verifications for "
+                    f"{len(accounts):,} accounts: a second pass met used PINs "
+                    "(see the outcomes); raise --accounts",
+                    flush=True,
+                )
         return {name: self.runs.pop(name) for name in ROUND_RUNS}
 
     def record(
@@ -194,7 +197,7 @@ class Bench:
 
 
 # The runs of a round (see `Bench.round`); the other runs happen once.
-ROUND_RUNS = ("healthz", "issue_pin", "verify_pin")
+ROUND_RUNS = ("healthz", "issue_pin", "verify_pin", "verification_repeat")
 
 
 def _ratio(value: float | None, baseline: float | None) -> float | None:
@@ -241,16 +244,16 @@ async def add_verification_accounts(
     *,
     fastest: float = 0.0,
 ) -> None:
-    """Extend `accounts` (and `tokens`, with "-": no session) so that the verification run
-    meets every account at most once. A second pass would verify PINs the first one used up,
-    which is cheaper than the 70/15/15 mix of right, wrong and replaced PINs it stands for.
-    Sized by the fastest run so far (or `fastest` req/s, if more)."""
+    """Extend `accounts` (and `tokens`, with "-": no session) so that a verification run
+    meets every account in one pass at most. A second pass would verify PINs the first one
+    used up, which is cheaper than the mix it stands for, and would add failures towards the
+    account's lock. Sized by the fastest run so far (or `fastest` req/s, if more); the
+    repeated mix needs fewer accounts than the other one."""
     fastest = max([fastest, *(run["rps"] for run in bench.runs.values())])
     extra = math.ceil(fastest * bench.args.duration * VERIFY_HEADROOM) - len(accounts)
     if extra <= 0:
         return
     more = await seed_accounts(db_url, extra, password, first=len(accounts))
-    await remember_sign_ins(bench.services, more)
     accounts += more
     tokens += ["-"] * extra
     # The disk writes of the seeding happen now, not during the next measured run.
@@ -281,9 +284,8 @@ async def redis_cpu_seconds(services: Services) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
-# Runs per case of the scale run; each case reports its run of median p99. One stall of the
-# machine (~100 ms) moves a 10 s run's p99 by half (seen: 31.2 ms against 19.3 ms before and
-# after, the three runs' p50 and p90 alike); it cannot move the median of three.
+# Runs per case of the scale run; each case reports its run of median p99: one stall of the
+# machine can move a run's p99 a lot, but not the median of three.
 SCALE_RUNS = 3
 
 
@@ -336,21 +338,16 @@ def median_p99_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 async def scale_run(bench: Bench, accounts: list[Any], tokens: list[str]) -> dict[str, Any]:
     """Verification latency with few and with very many active PINs, and memory per PIN."""
     args, services = bench.args, bench.services
-    client = services.redis.client
-    # Start from exactly `scale_small` active PINs: drop every account's PIN state first, and
-    # the cache entries of the verification run's extra accounts (beyond --accounts), so the
-    # keyspace holds what the seeded accounts left. (The memory figure is a used_memory delta,
-    # which includes Redis's key tables: they double when the key count passes a power of
-    # two, and with ~16,000 extra cache entries 1,000,000 PINs did, at 224 bytes per PIN.)
+    client, keys = services.redis.client, services.redis.keys
+    # Start from exactly `scale_small` active PINs: drop every account's PIN state first.
+    # (The memory figure is a used_memory delta, which includes Redis's key tables: they
+    # double when the key count passes a power of two, so keys left over would move it.)
     for start in range(0, len(accounts), 10_000):
         chunk = accounts[start : start + 10_000]
-        await client.unlink(*(key for a in chunk for key in services.redis.keys.pin_state(a.id)))
-    extra = [services.accounts.email_cache_key(a.email) for a in accounts[args.accounts :]]
-    for start in range(0, len(extra), 10_000):
-        await client.unlink(*(key for key in extra[start : start + 10_000] if key))
+        await client.unlink(*(key for a in chunk for key in keys.pin_state(a.id)))
     small_accounts = accounts[: args.scale_small]
     small = await scale_verification(bench, small_accounts, tokens, args.scale_small, "")
-    calls = min(2 * args.scale_small, 4_000)  # about two wrong tries per PIN: none dies
+    calls = min(2 * args.scale_small, 4_000)
     small_script = await script_latency(services, [a.id for a in small_accounts], calls)
 
     bulk = args.scale_pins - args.scale_small
@@ -369,14 +366,12 @@ async def scale_run(bench: Bench, accounts: list[Any], tokens: list[str]) -> dic
     large = await scale_verification(bench, small_accounts, tokens, args.scale_pins, "")
     deleted = 0
     for start in range(0, len(ids), 10_000):
-        deleted += await client.unlink(
-            *(services.pins.pin_key(i) for i in ids[start : start + 10_000])
-        )
-    # Back at the small size: timed again, since the machine may have got slower meanwhile
-    # for reasons of its own (the other programs on it); the small figure is the mean. Over
-    # HTTP too: at 64 connections the p99 follows the run's req/s, which moves by up to a
-    # quarter between runs minutes apart, either way (over three full runs the large case
-    # ran between, below and above the two small runs around it).
+        chunk = ids[start : start + 10_000]
+        deleted += await client.unlink(*(keys.pin(i) for i in chunk))
+    # Back at the small size: timed again, since the machine may have got slower or faster
+    # meanwhile for reasons of its own (the other programs on it); the small figure is the
+    # mean of the two. Over HTTP too: at 64 connections the p99 follows the run's req/s,
+    # which drifts either way between runs minutes apart.
     small_again = await script_latency(services, [a.id for a in small_accounts], calls)
     small_after = await scale_verification(
         bench, small_accounts, tokens, args.scale_small, " again"
@@ -412,28 +407,32 @@ def ratio_to_mean(value: float, before: float, after: float) -> float | None:
 async def script_latency(
     services: Services, account_ids: list[uuid.UUID], calls: int
 ) -> dict[str, Any]:
-    """The verify script alone, one call at a time (no HTTP, no queueing): a wrong digest
-    against random active PINs, few enough per PIN that none is used up."""
-    pins = services.pins
+    """The verify script alone, one call at a time (no HTTP, no queueing, no audit row): what
+    Redis's keyspace size could slow down. Called as `PinService.check` calls it, with a wrong
+    PIN, on active PINs in random order, each at most ceil(calls / PINs) times: fewer than
+    `max_attempts`, so none dies and every call does the same work."""
+    pins, limits, keys = services.pins, services.limits, services.redis.keys
+    verify = services.redis.script("verify_pin")
+    if -(-calls // len(account_ids)) >= pins.max_attempts:
+        raise ValueError("too many calls per PIN: some would use their PIN up")
     rng = random.Random(7)  # noqa: S311 (picks keys to time, not a secret)
-    wrong = bytes(32)  # no PIN's HMAC
+    order = rng.sample(account_ids, min(calls, len(account_ids)))
     timings = []
-    for _ in range(calls):
-        account_id = rng.choice(account_ids)
-        keys = pins._account_keys(account_id)
-        started = time.perf_counter()
-        await pins._verify(
-            keys=keys,
+    for n in range(calls):
+        account_id = order[n % len(order)]
+        limit = limits.verification_hit(account_id, "")  # by account: the email is not used
+        script_keys = [limit.key, *keys.pin_state(account_id)]
+        args: list[bytes | str | int] = [
+            *limit.args,
+            pins.digest(account_id, ""),  # an empty PIN: its digest is no issued PIN's
+            pins.max_attempts,
+            pins.account_max_failures,
             # The lock's and the failure counter's lifetimes 1 s: none outlives the run.
-            args=[
-                account_tag(account_id),
-                wrong,
-                pins.max_attempts,
-                pins.account_max_failures,
-                1000,
-                1000,
-            ],
-        )
+            1000,
+            1000,
+        ]
+        started = time.perf_counter()
+        await verify(keys=script_keys, args=args)
         timings.append(time.perf_counter() - started)
     timings.sort()
     return {
@@ -446,10 +445,11 @@ async def script_latency(
 async def reseed(
     services: Services, accounts: list[Any], tokens: list[str], data_path: Path
 ) -> list[SeedRow]:
-    """Fresh current and replaced PINs for `accounts`, and the data file the wrk scripts read."""
+    """Fresh current and replaced PINs for `accounts`, with no failures counted against them,
+    and the data file the wrk scripts read."""
     pins = random_pins(services, len(accounts))
     old = other_pins(services, pins)
-    await load_pins(services, (a.id for a in accounts), pins, replaced=old)
+    await load_pins(services, (a.id for a in accounts), pins, replace=True)
     rows = [
         SeedRow(token, a.email, pin, o)
         for a, token, pin, o in zip(accounts, tokens, pins, old, strict=False)
@@ -467,6 +467,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     data_path = args.out / f"{stamp}-data.tsv"
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
 
+    # The benchmark's own services get the raised limits too: the scale run's script calls
+    # count the limit as the service does.
+    raised: dict[str, Any] = {f"rate_limit_{name}": RAISED_LIMIT for name in RATE_LIMIT_NAMES}
+
     async with own_database(args.postgres_url) as db_url:
         env = {
             "ENVIRONMENT": "production",
@@ -474,7 +478,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "REDIS_URL": args.redis_url,
             "REDIS_KEY_PREFIX": prefix,
             "SECRET_KEY": secret_key,
-            **dict.fromkeys(RATE_LIMIT_SETTINGS, RAISED_LIMIT),
+            **{name.upper(): value for name, value in raised.items()},
         }
         settings = Settings(
             environment="production",
@@ -482,7 +486,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             redis_url=args.redis_url,
             redis_key_prefix=prefix,
             secret_key=secret_key,
+            **raised,
         )
+        if settings.account_max_failures < REPEAT_TRIES:
+            raise SystemExit(
+                f"the repeated mix's {REPEAT_TRIES - 1} wrong PINs per account would reach "
+                f"ACCOUNT_MAX_FAILURES ({settings.account_max_failures}) and lock accounts"
+            )
         services = await open_services(settings)
         try:
             t0 = time.monotonic()
@@ -490,7 +500,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             accounts = await seed_accounts(db_url, args.accounts, password)
             _, agent_key = await services.agents.create("bench-agent")
             tokens = await seed_sessions(services, accounts)
-            await remember_sign_ins(services, accounts)
             pins, old = await seed_pins(services, accounts)
             rows = [
                 SeedRow(t, a.email, p, o)
@@ -507,20 +516,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "BENCH_DATA": str(data_path),
                     "BENCH_AGENT_KEY": agent_key,
                     "BENCH_PASSWORD": password,
+                    "BENCH_REPEAT_TRIES": str(REPEAT_TRIES),
                 }
                 print(f"service on {server.url}, {args.workers} worker(s); warming up", flush=True)
                 # The first seconds of a fresh server and of wrk's first connections are
-                # slower than the rest (a /healthz run straight after a 1 s warm-up showed a
-                # p99 of 0.4-0.8 s while the service's log shows it answering throughout),
-                # and so are a route's first requests. The first round's reseed gives the
-                # verifiers fresh PINs.
+                # slower than the rest, and so are a route's first requests. The first
+                # round's reseed gives the verifiers fresh PINs.
                 warm = bench.wrk("healthz.lua", duration=min(3, args.duration))
                 bench.wrk("issue_pin.lua", duration=min(2, args.duration))
                 bench.wrk("verify_pin.lua", duration=min(2, args.duration))
-                # Accounts for the verification runs, seeded before the first round (seeded
-                # during it, their disk writes slowed its verification run to 0.7-0.8 of the
-                # later rounds'). /healthz is the fastest endpoint: its warm-up rate, with
-                # room, covers most rounds (one that ran faster adds what it needs).
+                # Accounts for the verification runs, seeded before the first round so their
+                # disk writes do not slow its runs. /healthz is the fastest endpoint: its
+                # warm-up rate, with room, covers most rounds (one that ran faster adds what
+                # it needs).
                 await add_verification_accounts(
                     bench, accounts, tokens, password, db_url, fastest=1.5 * warm.rps
                 )
@@ -687,6 +695,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in ROUND_RUNS[1:]:
             ratios = ", ".join(f"{r:.2f}" for r in results["endpoints"][name]["round_ratios"])
             print(f"  {report.ENDPOINT_LABELS[name]}: {ratios}")
-    print(f"\nverification outcomes (audit rows): {results['verification_outcomes']}")
+    print("\nverification outcomes (audit rows) of the rounds shown:")
+    for name in ("verify_pin", "verification_repeat"):
+        print(f"  {report.ENDPOINT_LABELS[name]}: {results['endpoints'][name]['outcomes']}")
+    print(f"  the warm-up and every round together: {results['verification_outcomes']}")
     print(f"\nwrote {stem}.json and {stem}.png")
     return 0

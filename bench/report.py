@@ -9,14 +9,15 @@ from typing import Any
 ENDPOINT_LABELS = {
     "healthz": "GET /healthz (baseline)",
     "issue_pin": "POST /v1/me/support-pin",
-    "verify_pin": "POST /v1/agent/verifications",
+    "verify_pin": "POST /v1/agent/verifications (benchmark mix)",
+    "verification_repeat": "POST /v1/agent/verifications (repeated mix)",
     "sign_in": "POST /v1/auth/token",
     "healthz_during_storm": "GET /healthz during sign-in storm",
 }
 
 
 def table(results: dict[str, Any]) -> str:
-    """A Markdown table of the endpoint runs (what README's Performance section shows)."""
+    """A Markdown table of the endpoint runs (what docs/performance.md shows)."""
     lines = [
         "| endpoint | req/s | × baseline | p50 ms | p99 ms | p99.9 ms | non-2xx | errors "
         "| CPU µs/req | CPU × baseline |",

@@ -85,7 +85,8 @@ class ServiceProcess:
         return cpu_seconds(self._process.pid) if self._process is not None else None
 
     def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
+        if self._process is None:
+            raise RuntimeError("the service was not started")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

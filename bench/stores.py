@@ -12,12 +12,10 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from service.accounts import EMAIL_CACHE_SECONDS, email_cache_value
 from service.container import Services
 from service.passwords import PasswordHasher
 from service.persistence.migrations import migrate
@@ -113,43 +111,31 @@ async def seed_sessions(services: Services, accounts: list[Account]) -> list[str
     return tokens
 
 
-async def remember_sign_ins(services: Services, accounts: list[Account]) -> None:
-    """What signing in leaves behind besides the session: the email -> account id cache entry
-    that the agent's lookup then finds (sessions are seeded without argon2, see above).
-    Written in pipelined batches with the service's own key and lifetime."""
-    async with services.redis.client.pipeline(transaction=False) as pipe:
-        for start in range(0, len(accounts), 10_000):
-            for account in accounts[start : start + 10_000]:
-                key = services.accounts.email_cache_key(account.email)
-                assert key is not None
-                pipe.set(key, email_cache_value(account.id), ex=EMAIL_CACHE_SECONDS)
-            await pipe.execute()
-
-
 async def load_pins(
     services: Services,
     account_ids: Iterable[uuid.UUID],
     pins: Iterable[str],
     *,
-    replaced: Iterable[str] | None = None,
+    replace: bool = False,
 ) -> None:
-    """Active PINs written in pipelined batches, in the issue script's exact key and fields.
+    """Active PINs written in pipelined batches, as the issue script stores them: the hash at
+    `keys.pin(account)` with `h` = the PIN's digest and `e` = its expiry, and the PIN's TTL.
 
-    With `replaced`, that PIN is written first and then replaced by the current one."""
+    With `replace`, each account's earlier PIN (with its count of failed tries) and its
+    failure counter are deleted first: every account starts as after a right PIN, so no
+    number of runs over the same accounts adds up to a dead PIN or a lock."""
     client = services.redis.client
+    keys = services.redis.keys
     pin_service = services.pins
     ttl_ms = pin_service.ttl_seconds * 1000
     expires_ms = int(time.time() * 1000) + ttl_ms
-    olds = iter(replaced) if replaced is not None else None
     async with client.pipeline(transaction=False) as pipe:
         pending = 0
         for account_id, pin in zip(account_ids, pins, strict=True):
-            key = pin_service.pin_key(account_id)
-            if olds is not None:
-                old = pin_service.stored_pin(account_id, next(olds), expires_ms)
-                pipe.hset(key, mapping=cast("dict[Any, Any]", old))
-            fields = pin_service.stored_pin(account_id, pin, expires_ms)
-            pipe.hset(key, mapping=cast("dict[Any, Any]", fields))
+            key = keys.pin(account_id)
+            if replace:
+                pipe.unlink(*keys.pin_state(account_id)[:2])  # the PIN and the failure counter
+            pipe.hset(key, mapping={"h": pin_service.digest(account_id, pin), "e": expires_ms})
             pipe.pexpire(key, ttl_ms)
             pending += 1
             if pending >= 10_000:
@@ -175,11 +161,11 @@ def other_pins(services: Services, pins: list[str]) -> list[str]:
 
 
 async def seed_pins(services: Services, accounts: list[Account]) -> tuple[list[str], list[str]]:
-    """A current PIN (which replaced an earlier one) for every account; both are returned."""
+    """A current PIN for every account, and a replaced one: any other PIN, since only the
+    current PIN's digest is stored. Both are returned."""
     pins = random_pins(services, len(accounts))
-    old = other_pins(services, pins)
-    await load_pins(services, (a.id for a in accounts), pins, replaced=old)
-    return pins, old
+    await load_pins(services, (a.id for a in accounts), pins)
+    return pins, other_pins(services, pins)
 
 
 def write_data_file(path: Path, rows: list[SeedRow]) -> None:

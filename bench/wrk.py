@@ -69,6 +69,7 @@ def start_wrk(
         **env,
         "BENCH_LUA_DIR": str(LUA_DIR),
         "BENCH_THREADS": str(threads),
+        "BENCH_CONNECTIONS": str(connections),
     }
     return subprocess.Popen(  # noqa: S603 (fixed arguments, no shell)
         args, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.main import median_p99_run, median_rounds, ratio_to_mean
-from bench.report import scale_table
+from bench.main import ROUND_RUNS, median_p99_run, median_rounds, ratio_to_mean
+from bench.report import ENDPOINT_LABELS, scale_table
 
 
-def _round(healthz: float, issue: float, verify: float) -> dict[str, dict[str, Any]]:
+def _round(
+    healthz: float, issue: float, verify: float, repeat: float = 500.0
+) -> dict[str, dict[str, Any]]:
     return {
         "healthz": {"rps": healthz, "cpu_us_per_request": 400.0},
         "issue_pin": {"rps": issue, "cpu_us_per_request": 600.0},
         "verify_pin": {"rps": verify, "cpu_us_per_request": 800.0},
+        "verification_repeat": {"rps": repeat, "cpu_us_per_request": 1000.0},
     }
 
 
@@ -33,6 +36,27 @@ def test_each_endpoint_reports_its_median_round_against_that_rounds_baseline() -
     # The baseline's median round by requests per second: round 1 (2,000).
     assert chosen["healthz"]["round"] == 1
     assert chosen["healthz"]["ratio_to_baseline"] == 1.0
+
+
+def test_the_repeated_verification_mix_has_a_median_round_of_its_own() -> None:
+    rounds = [
+        _round(2000, 1400, 1000, repeat=1600),
+        _round(2500, 1500, 1500, repeat=1000),
+        _round(1000, 700, 650, repeat=700),
+    ]
+
+    chosen = median_rounds(rounds)
+
+    # Ratios 0.80, 0.40, 0.70: round 3, though verification's median round is round 2.
+    assert chosen["verification_repeat"]["round_ratios"] == [0.8, 0.4, 0.7]
+    assert chosen["verification_repeat"]["round"] == 3
+    assert chosen["verification_repeat"]["ratio_to_baseline"] == 0.7
+    assert chosen["verification_repeat"]["cpu_ratio_to_baseline"] == 2.5
+    assert chosen["verify_pin"]["round"] == 2
+
+
+def test_every_round_run_has_a_label_in_the_report() -> None:
+    assert set(ROUND_RUNS) <= set(ENDPOINT_LABELS)
 
 
 def test_with_an_even_number_of_rounds_the_lower_middle_one_is_reported() -> None:

@@ -1,7 +1,7 @@
 -- POST /v1/agent/verifications with a mix of right (70%), wrong (15%) and replaced (15%) PINs.
 -- Each request takes the next account, so an account sees at most one attempt per pass over
 -- the data: a right PIN succeeds once, and the account's consecutive-failure lock is never
--- reached (a pass adds at most one failure, and passes are few).
+-- reached (a pass adds at most one failure, and each run starts with none).
 local common = dofile(os.getenv("BENCH_LUA_DIR") .. "/common.lua")
 setup = common.number_threads
 local rows, cursor, step, agent_header

@@ -98,7 +98,7 @@ async def open_services(settings: Settings) -> Services:
         redis=redis,
         audit=audit,
         accounts=accounts,
-        agents=AgentService(db, audit, redis),
+        agents=AgentService(db, audit),
         sessions=sessions,
         pins=pins,
         limits=limits,

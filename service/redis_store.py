@@ -87,10 +87,6 @@ class Keys:
         """Present while an accepted TOTP time-step could still be valid (replay guard)."""
         return f"{self._of_account('totpstep', account_id)}:{step}"
 
-    def agent_key(self, key_digest: str) -> str:
-        """Cached agent of an API key (by the key's stored SHA-256), or a revocation mark."""
-        return f"{self.prefix}agentkey:{{{key_digest}}}"
-
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

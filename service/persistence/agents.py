@@ -39,10 +39,3 @@ async def active_agent_by_key_hash(conn: Connection, key_hash: bytes) -> asyncpg
     return await conn.fetchrow(
         "SELECT id, name FROM agents WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
-
-
-async def active_key_hash_by_name(conn: Connection, name: str) -> bytes | None:
-    key_hash: bytes | None = await conn.fetchval(
-        "SELECT key_hash FROM agents WHERE name = $1 AND revoked_at IS NULL", name
-    )
-    return key_hash

@@ -9,6 +9,7 @@ from service import metrics
 from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
+from service.devices import DeviceCookies
 from service.limits import Limit, RateLimiter
 from service.mfa import MfaService
 from service.passwords import PasswordHasher
@@ -33,6 +34,7 @@ class Services:
     limits: RateLimiter
     verifications: VerificationService
     mfa: MfaService
+    devices: DeviceCookies
 
     async def check_ready(self) -> dict[str, bool]:
         """Ask both stores, at once, whether they answer."""
@@ -80,6 +82,8 @@ async def open_services(settings: Settings) -> Services:
             name: Limit.from_setting(name, getattr(settings, f"rate_limit_{name}"))
             for name in RATE_LIMIT_NAMES
         },
+        sign_in_max_failures=settings.sign_in_max_failures,
+        sign_in_lock_seconds=settings.sign_in_lock_seconds,
     )
     pins = PinService(
         redis,
@@ -103,6 +107,7 @@ async def open_services(settings: Settings) -> Services:
         pins=pins,
         limits=limits,
         verifications=VerificationService(limits, accounts, pins),
+        devices=DeviceCookies(keys.device),
         mfa=MfaService(
             db,
             redis,

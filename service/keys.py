@@ -22,6 +22,7 @@ class DerivedKeys:
     totp: bytes
     rate_limit: bytes
     recovery_code: bytes
+    device: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -32,6 +33,7 @@ class DerivedKeys:
             totp=_derive(secret, b"support-pin/totp-encryption/v1"),
             rate_limit=_derive(secret, b"support-pin/rate-limit-hmac/v1"),
             recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
+            device=_derive(secret, b"support-pin/device-cookie-hmac/v1"),
         )
 
     def __repr__(self) -> str:

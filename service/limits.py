@@ -78,6 +78,14 @@ class LimitHit(NamedTuple):
     args: tuple[int, int, str]  # amount, window ms, unique member
 
 
+@dataclass(frozen=True)
+class SignInAttempt:
+    """An admitted password attempt: counted as a failure until `RateLimiter.signed_in`."""
+
+    counter: str  # its subject's consecutive-failure counter
+    also_clear: str | None  # a device's sign-in also clears its email's unknown-client count
+
+
 class RateLimiter:
     """The service's limits, one method per flow; each raises `RateLimited` when over."""
 
@@ -88,20 +96,27 @@ class RateLimiter:
         *,
         sign_in_per_account: Limit,
         sign_in_per_address: Limit,
+        sign_in_per_device: Limit,
         account_create_per_address: Limit,
         pin_issue_per_account: Limit,
         verify_per_agent: Limit,
         verify_per_account: Limit,
+        sign_in_max_failures: int = 100,
+        sign_in_lock_seconds: int = 3600,
     ) -> None:
         self._redis = redis
         self._digest_key = digest_key
         self.sign_in_per_account = sign_in_per_account
         self.sign_in_per_address = sign_in_per_address
+        self.sign_in_per_device = sign_in_per_device
+        self.sign_in_max_failures = sign_in_max_failures
+        self.sign_in_lock_ms = sign_in_lock_seconds * 1000
         self.account_create_per_address = account_create_per_address
         self.pin_issue_per_account = pin_issue_per_account
         self.verify_per_agent = verify_per_agent
         self.verify_per_account = verify_per_account
         self._hit_script = redis.script("rate_limit_hit")
+        self._sign_in_script = redis.script("sign_in_attempt")
 
     def subject(self, kind: str, value: str) -> str:
         """A keyed digest of `value` for key names (no address or email in Redis)."""
@@ -118,10 +133,41 @@ class RateLimiter:
             reply = await self._hit_script(keys=[hit.key], args=hit.args)
         check_hit(reply)
 
-    async def sign_in(self, *, address: str, email: str) -> None:
-        # Keyed by the normalized email, known or not: the same answer either way.
-        await self.hit(self.sign_in_per_address, self.subject("address", address))
-        await self.hit(self.sign_in_per_account, self.subject("email", normalize_email(email)))
+    async def sign_in(self, *, address: str, email: str, device: str | None) -> SignInAttempt:
+        """Admit a password attempt for `email`, or raise `RateLimited`.
+
+        With the device id of a valid device cookie for the email, the attempt is limited
+        per device. Otherwise it is limited per address and, with every other client that
+        has no such cookie, per email (known or not: the same answer either way), and
+        refused once the email has `sign_in_max_failures` consecutive failures from them."""
+        if device is not None:
+            subject = self.subject("device", device)
+            limit = self.sign_in_per_device
+            also_clear: str | None = self._redis.keys.sign_in_failures(
+                self.subject("email", normalize_email(email))
+            )
+        else:
+            await self.hit(self.sign_in_per_address, self.subject("address", address))
+            subject = self.subject("email", normalize_email(email))
+            limit = self.sign_in_per_account
+            also_clear = None
+        hit = self._hit_of(limit, subject)
+        counter = self._redis.keys.sign_in_failures(subject)
+        async with self._redis.guard():
+            reply = await self._sign_in_script(
+                keys=[counter, hit.key],
+                args=[self.sign_in_max_failures, self.sign_in_lock_ms, *hit.args],
+            )
+        check_hit(reply)
+        return SignInAttempt(counter, also_clear)
+
+    async def signed_in(self, attempt: SignInAttempt) -> None:
+        """The attempt's password was right: its failures are no longer consecutive."""
+        keys = [attempt.counter, *([attempt.also_clear] if attempt.also_clear else [])]
+        async with self._redis.guard():
+            # One key per command: the two live in different cluster slots.
+            for key in keys:
+                await self._redis.client.delete(key)
 
     async def account_create(self, *, address: str) -> None:
         await self.hit(self.account_create_per_address, self.subject("address", address))

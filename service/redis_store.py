@@ -87,6 +87,10 @@ class Keys:
         """Present while an accepted TOTP time-step could still be valid (replay guard)."""
         return f"{self._of_account('totpstep', account_id)}:{step}"
 
+    def sign_in_failures(self, subject: str) -> str:
+        """Consecutive failed sign-ins of a subject (in the slot of its rate-limit logs)."""
+        return f"{self.prefix}signfail:{{{subject}}}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

@@ -32,6 +32,7 @@ DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"  # noqa: S105
 RATE_LIMIT_NAMES = (
     "sign_in_per_account",
     "sign_in_per_address",
+    "sign_in_per_device",
     "account_create_per_address",
     "pin_issue_per_account",
     "verify_per_agent",
@@ -82,6 +83,12 @@ class Settings(BaseSettings):
 
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # The HTTP edge `support-pin serve` enforces: the largest request head, the seconds a
+    # connection gets to send one (and to stay idle between requests), and the requests one
+    # worker process answers at once before it answers 503.
+    http_max_head_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    http_head_timeout_seconds: int = Field(default=10, ge=1, le=300)
+    http_max_concurrent_requests: int = Field(default=1000, ge=1, le=100_000)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -89,6 +96,13 @@ class Settings(BaseSettings):
     # they hold across processes; a 429 never counts as a PIN guess.
     rate_limit_sign_in_per_account: str = "10/minute"
     rate_limit_sign_in_per_address: str = "60/minute"
+    # Sign-ins from a browser that signed in to the account before (its device cookie).
+    rate_limit_sign_in_per_device: str = "10/minute"
+    # Consecutive failed sign-ins per account from clients without its device cookie (and
+    # per device cookie) before they are refused; the refusal ends SIGN_IN_LOCK_SECONDS
+    # after the last failure, or when the owner signs in from a known device.
+    sign_in_max_failures: int = Field(default=100, ge=1, le=100)
+    sign_in_lock_seconds: int = Field(default=3600, ge=60, le=86_400)
     rate_limit_account_create_per_address: str = "20/hour"
     rate_limit_pin_issue_per_account: str = "10 per 10 minutes"
     rate_limit_verify_per_agent: str = "120/minute"
@@ -103,12 +117,23 @@ class Settings(BaseSettings):
 
     # Operations: log rendering. `auto` = JSON lines unless stderr is a terminal.
     log_format: Literal["auto", "json", "console"] = "auto"
+    # /metrics on a listener of its own (on `serve --host`), or on the service's port for a
+    # bearer of METRICS_TOKEN; with neither, the service's port serves it outside production.
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    metrics_token: SecretStr | None = None
 
     @field_validator("secret_key")
     @classmethod
     def _secret_key_long_enough(cls, value: SecretStr) -> SecretStr:
         if len(value.get_secret_value()) < 32:
             raise ValueError("SECRET_KEY must be at least 32 characters")
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("METRICS_TOKEN must be at least 32 characters")
         return value
 
     @field_validator(*(f"rate_limit_{name}" for name in RATE_LIMIT_NAMES))

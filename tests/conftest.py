@@ -110,6 +110,11 @@ class Harness:
     app: FastAPI
     client: httpx.AsyncClient
     services: Services
+    transport: httpx.AsyncBaseTransport
+
+    def new_client(self) -> httpx.AsyncClient:
+        """Another client of the same app, with cookies of its own (another browser)."""
+        return httpx.AsyncClient(transport=self.transport, base_url="http://testserver")
 
     async def signup(self, email: str | None = None, password: str = PASSWORD) -> str:
         email = email or f"user-{uuid.uuid4().hex[:12]}@example.com"
@@ -178,11 +183,10 @@ async def harness_factory(make_settings: Callable[..., Settings]) -> AsyncIterat
             scope["state"] = dict(state)
             await app(scope, receive, send)
 
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=served), base_url="http://testserver"
-        )
+        transport = httpx.ASGITransport(app=served)
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
         stack.append((lifespan, client))
-        return Harness(app, client, state["services"])
+        return Harness(app, client, state["services"], transport)
 
     yield build
     for lifespan, client in reversed(stack):

@@ -43,10 +43,12 @@ async def wait_out(retry_after: int) -> None:
 async def sign_in(
     h: Harness, email: str, password: str = PASSWORD, forwarded_for: str | None = None
 ) -> httpx.Response:
+    """A sign-in from a browser with no device cookie (a client that never signed in)."""
     headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
-    return await h.client.post(
-        "/v1/auth/token", data={"username": email, "password": password}, headers=headers
-    )
+    async with h.new_client() as browser:
+        return await browser.post(
+            "/v1/auth/token", data={"username": email, "password": password}, headers=headers
+        )
 
 
 def test_defaults_are_the_documented_ones() -> None:

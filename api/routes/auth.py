@@ -2,12 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Response, status
+from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from api.deps import ClientAddress, CurrentUser, ServicesDep
-from api.problems import problem_responses
+from api.problems import problem_responses, service_error_response
 from schemas.auth import PasswordGrantForm, TokenOut
 from schemas.mfa import InvalidCodeProblem, MfaRequiredProblem, MfaTokenIn
+from service.accounts import normalize_email
+from service.container import Services
+from service.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
+from service.errors import MfaRequired
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -41,12 +46,41 @@ async def create_token(
     form: Annotated[PasswordGrantForm, Form()],
     services: ServicesDep,
     address: ClientAddress,
-) -> TokenOut:
+    request: Request,
+    response: Response,
+) -> TokenOut | JSONResponse:
+    email = normalize_email(form.username)
+    device = services.devices.device_for(request.cookies.get(DEVICE_COOKIE), email)
     # Before the password is hashed: a refused try costs no argon2 work and reveals nothing.
-    await services.limits.sign_in(address=address, email=form.username)
+    attempt = await services.limits.sign_in(address=address, email=email, device=device)
     account_id = await services.accounts.authenticate(form.username, form.password)
-    token = await services.mfa.sign_in_with_password(account_id)
+    await services.limits.signed_in(attempt)
+    cookie = services.devices.issue(email, device)
+    try:
+        token = await services.mfa.sign_in_with_password(account_id)
+    except MfaRequired as exc:
+        # The password was right: the browser is a known device for the account already.
+        answer = service_error_response(exc)
+        _set_device_cookie(answer, cookie, request, services)
+        return answer
+    _set_device_cookie(response, cookie, request, services)
     return TokenOut(access_token=token, expires_in=services.sessions.ttl_seconds)
+
+
+def _set_device_cookie(
+    response: Response, value: str, request: Request, services: Services
+) -> None:
+    """The device cookie: HttpOnly, SameSite=Strict, sent to the sign-in routes only, and
+    Secure when the page is served over TLS (directly, or behind HSTS)."""
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_COOKIE_MAX_AGE,
+        path="/v1/auth",
+        secure=request.url.scheme == "https" or services.settings.hsts_seconds > 0,
+        httponly=True,
+        samesite="strict",
+    )
 
 
 @router.post(

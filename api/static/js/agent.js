@@ -78,6 +78,8 @@ form.addEventListener("submit", async (event) => {
   if (!email) return showMessage(errorBox, t("form.caller-email-required"));
   if (!/^[0-9]{6,10}$/.test(pin)) return showMessage(errorBox, t("form.pin-invalid"));
   showMessage(errorBox, "");
+  // The previous answer goes the moment a new check starts, so it cannot be read as this one.
+  resultBox.hidden = true;
   sessionStorage.setItem(KEY_STORAGE, key);
   await busy(form, async () => {
     try {
@@ -87,7 +89,8 @@ form.addEventListener("submit", async (event) => {
         json: { email, pin },
       });
       checks.push({
-        email,
+        // The address as the service spells it (normalized), which is what was checked.
+        email: typeof answer.email === "string" ? answer.email : email,
         valid: answer.valid === true,
         at: new Date(),
         verifiedAt: answer.verified_at ? new Date(answer.verified_at) : null,

@@ -154,6 +154,12 @@ export function errorMessage(error, overrides = {}) {
       : t("error.rate_limited");
   }
   if (error.status === 503) return t("error.unavailable");
+  // Rules the form cannot check itself: say which one, in the page's language.
+  const reason = error.problem && error.problem.reason;
+  if (error.code === "password_refused" && Object.hasOwn(messages, `error.password_refused.${reason}`)) {
+    return t(`error.password_refused.${reason}`);
+  }
+  if (error.code === "email_confusable") return t("error.email_confusable");
   if (error.status === 422) return t("error.validation_error");
   if (Object.hasOwn(messages, `error.${error.code}`)) return t(`error.${error.code}`);
   return t("error.generic", { status: error.status || "?" });

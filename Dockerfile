@@ -32,6 +32,6 @@ EXPOSE 8000
 # slim images have no curl: ask /healthz with the standard library.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-# uvicorn drains in-flight requests on SIGTERM (see --graceful-timeout); keep the default
-# stop signal and give compose/k8s a stop grace period longer than that.
+# `serve` finishes the requests in flight on SIGTERM (see --graceful-timeout); keep the
+# default stop signal and give compose/k8s a stop grace period longer than that.
 CMD ["support-pin", "serve", "--host", "0.0.0.0", "--port", "8000"]

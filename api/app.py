@@ -45,7 +45,7 @@ def _operation_id(route: APIRoute) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; stores are opened by the lifespan, never at import time."""
     settings = settings or Settings()
-    # Here rather than only in the CLI: each uvicorn worker process builds its own app.
+    # Here rather than only in the CLI: each worker process builds its own app.
     configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager

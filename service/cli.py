@@ -5,13 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from pydantic import ValidationError
 
 from service.embedded import EmbeddedStores, start_embedded
 from service.logs import configure_logging
@@ -19,8 +25,13 @@ from service.settings import Settings
 
 log = logging.getLogger("support_pin.cli")
 
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+
 DEMO_EMAIL = "demo@example.com"
 DEMO_AGENT = "demo-agent"
+# Connections the kernel queues for the server to accept.
+LISTEN_BACKLOG = 2048
 
 
 def _settings_with_stores() -> tuple[Settings, EmbeddedStores | None]:
@@ -44,7 +55,8 @@ def _settings_with_stores() -> tuple[Settings, EmbeddedStores | None]:
 async def _migrate(settings: Settings) -> list[int]:
     from service.persistence.migrations import migrate
 
-    assert settings.database_url
+    if not settings.database_url:  # _settings_with_stores sets it
+        raise RuntimeError("DATABASE_URL is not set")
     return await migrate(settings.database_url)
 
 
@@ -94,55 +106,140 @@ def _multiprocess_metrics_dir(workers: int) -> tempfile.TemporaryDirectory[str] 
     return folder
 
 
-def _exit_after_shutdown(signum: int, _: object) -> None:
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """One line on stderr, then exit."""
+    print(f"support-pin: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+def _exit_at_once(signum: int, _: object) -> None:
     raise SystemExit(0)
 
 
-def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    settings, embedded = _settings_with_stores()
-    metrics_dir = _multiprocess_metrics_dir(args.workers)
-    # uvicorn drains in-flight requests on SIGTERM/SIGINT, then raises the signal again; by
-    # then the shutdown is complete, so exit with 0 and let the clean-up below (embedded
-    # servers included) run.
-    signal.signal(signal.SIGTERM, _exit_after_shutdown)
-    signal.signal(signal.SIGINT, _exit_after_shutdown)
+def _listen(host: str, port: int) -> socket.socket:
+    """The service's socket, bound first: a busy port fails before anything else is done."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
+        return socket.create_server((host, port), family=family, backlog=LISTEN_BACKLOG)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {_reason(exc)}")
+
+
+def _start_metrics_listener(host: str, port: int) -> None:
+    """/metrics on a port of its own, answered by a thread of this process: the one worker,
+    or the supervisor, which sums what the workers write to the multiprocess folder."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    from service.metrics import MULTIPROC_ENV
+
+    registry = REGISTRY
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port} for METRICS_PORT: {_reason(exc)}")
+
+
+def server_config(settings: Settings, graceful_timeout: int) -> Config:
+    """hypercorn's documented options: the HTTP edge of SECURITY-RULES.md, no Server header,
+    and its error log through ours (the access log is api/middleware.py's)."""
+    from hypercorn.config import Config
+
+    config = Config()
+    config.h11_max_incomplete_size = settings.http_max_head_bytes
+    config.h2_max_header_list_size = settings.http_max_head_bytes
+    # hypercorn closes a connection that has no request under way after this long, which
+    # covers the time to send a complete head.
+    config.keep_alive_timeout = settings.http_head_timeout_seconds
+    config.graceful_timeout = graceful_timeout
+    config.backlog = LISTEN_BACKLOG
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+def _serve_worker(config: Config, sock: socket.socket) -> None:
+    """The app on the listening socket until SIGTERM or SIGINT, which let the requests in
+    flight finish (for up to `serve --graceful-timeout` seconds)."""
+    import uvloop
+    from hypercorn.asyncio import serve
+
+    from api.serving import create_served_app
+
+    config.bind = [f"fd://{sock.detach()}"]
+    app = create_served_app()
+    uvloop.run(serve(app, config))  # type: ignore[arg-type]  # Starlette's ASGI types are not hypercorn's
+
+
+def _serve_workers(config: Config, sock: socket.socket, workers: int) -> int:
+    """Worker processes sharing the listening socket. A signal is passed to each, and each
+    finishes its own requests in flight; a worker that exits by itself stops the others."""
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_serve_worker, args=(config, sock), name=f"worker-{number}")
+        for number in range(1, workers + 1)
+    ]
+    signalled = False
+
+    def stop_workers() -> None:
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                process.terminate()
+
+    def on_signal(signum: int, _: object) -> None:
+        nonlocal signalled
+        signalled = True
+        stop_workers()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    for process in processes:
+        process.start()
+    sock.close()  # the workers hold it now, and close it as they stop
+    multiprocessing.connection.wait([process.sentinel for process in processes])
+    stop_workers()
+    for process in processes:
+        process.join(config.graceful_timeout + 10)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+    return 0 if signalled else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    sock = _listen(args.host, args.port)
+    embedded: EmbeddedStores | None = None
+    metrics_dir = _multiprocess_metrics_dir(args.workers)
+    # Until the server takes the signals over, SIGTERM and SIGINT exit through the clean-up
+    # below (the embedded servers included).
+    signal.signal(signal.SIGTERM, _exit_at_once)
+    signal.signal(signal.SIGINT, _exit_at_once)
+    try:
+        settings, embedded = _settings_with_stores()
+        if settings.metrics_port is not None:
+            _start_metrics_listener(args.host, settings.metrics_port)
         if not args.no_migrate:
             asyncio.run(_migrate(settings))
         if embedded is not None:
             asyncio.run(_ensure_demo(settings))
-        uvicorn.run(
-            # create_app, plus garbage-collector tuning for a long-running server process.
-            "api.serving:create_served_app",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=settings.log_level.lower(),
-            # Logging is ours (service/logs.py, set up by the app in every worker); the
-            # access log is written by api/middleware.py, so uvicorn's is off.
-            log_config=None,
-            # uvloop and httptools (both in uvicorn[standard]) named explicitly, so a missing
-            # one fails at start instead of silently falling back to the slower pure-Python ones.
-            # The HTTP protocol is uvicorn's httptools one, sending each answer in one write
-            # (api/protocol.py).
-            loop="uvloop",
-            http="api.protocol:CoalescingHttpToolsProtocol",
-            # RequestContextMiddleware writes the access line (with route, status, duration
-            # and request id); uvicorn's own would be a second line for every request.
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-            timeout_graceful_shutdown=args.graceful_timeout,
-        )
+        config = server_config(settings, args.graceful_timeout)
+        if args.workers == 1:
+            _serve_worker(config, sock)
+            return 0
+        return _serve_workers(config, sock, args.workers)
     finally:
+        sock.close()
         if embedded is not None:
             embedded.stop()
         if metrics_dir is not None:
             metrics_dir.cleanup()
-    return 0
 
 
 def _migrate_cmd(_: argparse.Namespace) -> int:
@@ -156,7 +253,7 @@ def _migrate_cmd(_: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_agents(action: str, name: str | None) -> int:
+async def _with_agents(action: str, name: str) -> int:
     from service.container import open_services
     from service.errors import ServiceError
 
@@ -164,7 +261,6 @@ async def _with_agents(action: str, name: str | None) -> int:
     services = await open_services(settings)
     try:
         if action == "create":
-            assert name is not None
             agent, key = await services.agents.create(name)
             print(f"created agent {agent.name!r}; its API key, shown only now:")
             print(key)
@@ -175,7 +271,6 @@ async def _with_agents(action: str, name: str | None) -> int:
                 )
                 print(f"{record.name}\t{state}\tcreated {record.created_at.isoformat()}")
         elif action == "revoke":
-            assert name is not None
             await services.agents.revoke(name)
             print(f"revoked agent {name!r}")
     except ServiceError as exc:
@@ -190,7 +285,8 @@ def _agents(args: argparse.Namespace) -> int:
     settings, embedded = _settings_with_stores()
     try:
         asyncio.run(_migrate(settings))
-        return asyncio.run(_with_agents(args.action, getattr(args, "name", None)))
+        # `list` takes no name.
+        return asyncio.run(_with_agents(args.action, getattr(args, "name", "")))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -224,9 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _invalid_settings(exc: ValidationError) -> str:
+    """The first invalid setting and why, in one line (never its value)."""
+    error = exc.errors()[0]
+    reason = error["msg"].removeprefix("Value error, ")
+    if error["loc"]:
+        name = str(error["loc"][0]).upper()
+        line = f"invalid setting {name}: {reason.removeprefix(name + ' ')}"
+    else:
+        line = f"invalid settings: {reason}"
+    others = exc.error_count() - 1
+    return line + (f" (and {others} more)" if others else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _fail(_invalid_settings(exc), status=2)
     configure_logging(settings.log_level, settings.log_format)
     code: int = args.func(args)
     return code

@@ -1,6 +1,6 @@
 """Logging through structlog: JSON lines for machines, readable lines in a terminal.
 
-Both structlog loggers and the standard library's (uvicorn, asyncpg, our modules) end in one
+Both structlog loggers and the standard library's (the server, asyncpg, our modules) end in one
 handler on the root logger, rendered the same way. The request id (`request_id_var`, set by
 the HTTP layer) appears on every line written while answering a request.
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of the service (prometheus-client).
 
-With several uvicorn workers, `support-pin serve` sets PROMETHEUS_MULTIPROC_DIR before any
+With several workers, `support-pin serve` sets PROMETHEUS_MULTIPROC_DIR before any
 worker starts, so every process writes its samples there and `/metrics` sums them. Only
 counters and histograms are used: they aggregate across processes without extra modes."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -121,7 +122,7 @@ async def test_a_lost_cluster_node_answers_503_fast_and_comes_back(
         )
         _, agent = await h.agent()
         email, user = await h.user()
-        account = (await h.client.get("/v1/me", headers=user)).json()["id"]
+        account = uuid.UUID((await h.client.get("/v1/me", headers=user)).json()["id"])
         pin_key = h.services.redis.keys.pin(account)
         owner = _owner_of(pin_key, nodes.ports)
         started = time.perf_counter()

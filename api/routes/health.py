@@ -1,11 +1,14 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hmac
+
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import ServicesDep
 from schemas.health import HealthOut, ReadinessOut
 from service import metrics
+from service.errors import NotFound, Unauthenticated
 
 router = APIRouter(tags=["health"])
 
@@ -28,9 +31,18 @@ async def readyz(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
 
-# Left out of the OpenAPI document: it is for Prometheus, not for API clients (and ops keep
-# it off the public load balancer).
+# Left out of the OpenAPI document: it is for Prometheus, not for API clients.
 @router.get("/metrics", include_in_schema=False)
-async def get_metrics() -> Response:
+async def get_metrics(request: Request, services: ServicesDep) -> Response:
+    """With METRICS_TOKEN, for its bearer only; else not on this port when METRICS_PORT
+    serves it or in production, where this port is the public one."""
+    settings = services.settings
+    if settings.metrics_token is not None:
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        expected = settings.metrics_token.get_secret_value()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Unauthenticated()
+    elif settings.metrics_port is not None or settings.environment == "production":
+        raise NotFound()
     body, media_type = metrics.exposition()
     return Response(body, media_type=media_type)

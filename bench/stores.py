@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -128,14 +127,13 @@ async def load_pins(
     keys = services.redis.keys
     pin_service = services.pins
     ttl_ms = pin_service.ttl_seconds * 1000
-    expires_ms = int(time.time() * 1000) + ttl_ms
     async with client.pipeline(transaction=False) as pipe:
         pending = 0
         for account_id, pin in zip(account_ids, pins, strict=True):
             key = keys.pin(account_id)
             if replace:
                 pipe.unlink(*keys.pin_state(account_id)[:2])  # the PIN and the failure counter
-            pipe.hset(key, mapping={"h": pin_service.digest(account_id, pin), "e": expires_ms})
+            pipe.hset(key, "h", pin_service.digest(account_id, pin))
             pipe.pexpire(key, ttl_ms)
             pending += 1
             if pending >= 10_000:

@@ -1,8 +1,8 @@
 """Support PINs: issue (replacing the previous one), status, revoke, and the check of a PIN.
 
 State per account, all under the hash tag `{<account tag>}` (one Redis Cluster slot):
-- `pin:{tag}`      hash {h: the PIN's digest, e: expiry in epoch ms, a: failed tries}, with
-                   the PIN's TTL, so a new PIN overwrites the old one and expiry is Redis's.
+- `pin:{tag}`      hash {h: the PIN's digest, a: failed tries}, with the PIN's TTL, so a new
+                   PIN overwrites the old one and expiry is Redis's (its TTL is the expiry).
 - `pinfail:{tag}`  consecutive failed verifications of the account; a new PIN does not reset it.
 - `pinlock:{tag}`  present while verifications for the account are refused.
 
@@ -61,16 +61,15 @@ class _Snapshot(NamedTuple):
     """A PIN as a script found it, to put it back."""
 
     digest: bytes | None
-    expires_ms: bytes | None
     attempts: bytes | None
     pttl: int
 
     @classmethod
     def from_reply(cls, reply: list[Any]) -> _Snapshot:
-        return cls(reply[0], reply[1], reply[2], int(reply[3]))
+        return cls(reply[0], reply[1], int(reply[2]))
 
     def args(self) -> list[bytes | str | int]:
-        return [self.digest or "", self.expires_ms or "", self.attempts or "", self.pttl]
+        return [self.digest or "", self.attempts or "", self.pttl]
 
 
 def _from_ms(ms: int) -> datetime:
@@ -125,13 +124,7 @@ class PinService:
         async with self._redis.guard():
             reply = await self._issue(
                 keys=[self._keys.pin(account_id), limit.key, session.redis_key],
-                args=[
-                    digest,
-                    expires_ms,
-                    self.ttl_seconds * 1000,
-                    *limit.args,
-                    account_id.bytes,
-                ],
+                args=[digest, self.ttl_seconds * 1000, *limit.args, account_id.bytes],
             )
         if int(reply[0]) == -1:
             raise Unauthenticated()
@@ -147,10 +140,10 @@ class PinService:
 
     async def status(self, account_id: UUID) -> PinStatus:
         async with self._redis.guard():
-            expires_ms = await self._redis.client.hget(self._keys.pin(account_id), "e")
-        if expires_ms is None:
+            left_ms = await self._redis.client.pttl(self._keys.pin(account_id))
+        if left_ms < 0:  # -2: no PIN
             return PinStatus(active=False, expires_at=None)
-        return PinStatus(active=True, expires_at=_from_ms(int(expires_ms)))
+        return PinStatus(active=True, expires_at=_from_ms(int(time.time() * 1000) + left_ms))
 
     async def revoke(self, account_id: UUID) -> None:
         async with self._redis.guard():
@@ -205,8 +198,8 @@ class PinService:
     ) -> Verification:
         """Audit a check's outcome (undoing its change if PostgreSQL refuses the rows), count
         it, and answer."""
-        before = _Snapshot.from_reply(state[0:4])
-        failures, failures_pttl = state[4], int(state[5])
+        before = _Snapshot.from_reply(state[0:3])
+        failures, failures_pttl = state[3], int(state[4])
         if outcome == "valid":
             events = [AuditEvent(EventType.VERIFIED, account_id, agent)]
         else:
@@ -260,7 +253,7 @@ class PinService:
             pin_args = snapshot.args()
         else:
             # Leave the PIN alone: a one-byte marker never equals a stored 32-byte digest.
-            touched_arg, pin_args = "-", ["", "", "", 0]
+            touched_arg, pin_args = "-", ["", "", 0]
         failure_args: list[bytes | str | int] = (
             ["1", failures[0] or "", failures[1]] if failures is not None else ["0", "", 0]
         )

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 
 from tests.conftest import INVALID, PASSWORD, Harness
 
 # Headers that differ per request by design.
+FIRST_CHECKS = 200  # addresses of each kind checked once
 _PER_REQUEST = {"x-request-id", "date", "content-length"}
 
 
@@ -107,3 +109,27 @@ async def test_verification_answers_alike(h: Harness) -> None:
 def comparable_key(response: httpx.Response) -> tuple[int, str, tuple[tuple[str, str], ...]]:
     status, text, headers = comparable(response)
     return status, text, tuple(sorted(headers.items()))
+
+
+@pytest.mark.slow
+async def test_a_first_verification_takes_as_long_for_a_known_address_as_for_an_unknown_one(
+    h: Harness,
+) -> None:
+    """An agent's first check of an address, 200 addresses of accounts that just signed up
+    (nothing about them is cold) against 200 addresses of no account, interleaved: the
+    medians agree within 5 %, so time does not tell an agent which addresses exist."""
+    _, agent = await h.agent()
+    known = [await h.signup() for _ in range(FIRST_CHECKS)]
+    unknown = [unknown_email() for _ in range(FIRST_CHECKS)]
+    times: dict[str, list[float]] = {"known": [], "unknown": []}
+    for index in range(FIRST_CHECKS):
+        pair = [("known", known[index]), ("unknown", unknown[index])]
+        for kind, email in pair if index % 2 else reversed(pair):
+            started = time.perf_counter()
+            response = await h.client.post(
+                "/v1/agent/verifications", headers=agent, json={"email": email, "pin": "123456"}
+            )
+            times[kind].append(time.perf_counter() - started)
+            assert response.json()["valid"] is False
+    medians = {kind: statistics.median(values) for kind, values in times.items()}
+    assert abs(medians["unknown"] / medians["known"] - 1) <= 0.05, medians

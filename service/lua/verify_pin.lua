@@ -1,6 +1,6 @@
 -- Check a caller's PIN against the account being discussed, and consume it when right.
 -- KEYS[1]  the account's verification rate-limit log
--- KEYS[2]  the account's PIN (hash: h = digest, e = expiry epoch ms, a = failed tries)
+-- KEYS[2]  the account's PIN (hash: h = digest, a = failed tries), living as long as the PIN
 -- KEYS[3]  the account's consecutive-failure counter
 -- KEYS[4]  the account's lock
 --          (for an address with no account only KEYS[1] is given: the limit is counted the
@@ -8,7 +8,7 @@
 -- ARGV     limit amount, limit window ms, unique member, candidate digest, max tries per PIN,
 --          max consecutive failures, lock ms, failure counter ttl ms
 -- Returns  {'limited', ms until a slot frees} (nothing else changed), {'no_account'}, or
---          {outcome, h, e, a, pttl, failures, failures pttl} with the state before this
+--          {outcome, h, a, pttl, failures, failures pttl} with the state before this
 --          check (for an undo); outcome is 'valid', 'wrong_pin', 'no_pin', 'locked' (this
 --          failure locked the account) or 'locked_out' (already locked; nothing evaluated).
 -- Rules: the limit is counted first, so a refused request is not a guess; a PIN works once;
@@ -38,12 +38,12 @@ local function equal(a, b)
   return diff == 0
 end
 
-local pin = redis.call('HMGET', KEYS[2], 'h', 'e', 'a')
+local pin = redis.call('HMGET', KEYS[2], 'h', 'a')
 local pttl = redis.call('PTTL', KEYS[2])
 local fails = redis.call('GET', KEYS[3])
 local fails_pttl = redis.call('PTTL', KEYS[3])
 local function answer(outcome)
-  return {outcome, pin[1], pin[2], pin[3], pttl, fails, fails_pttl}
+  return {outcome, pin[1], pin[2], pttl, fails, fails_pttl}
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return answer('locked_out')

@@ -420,7 +420,7 @@ async def script_latency(
     timings = []
     for n in range(calls):
         account_id = order[n % len(order)]
-        limit = limits.verification_hit(account_id, "")  # by account: the email is not used
+        limit = limits.verification_hit(limits.verification_subject(account_id, ""))
         script_keys = [limit.key, *keys.pin_state(account_id)]
         args: list[bytes | str | int] = [
             *limit.args,

@@ -179,13 +179,17 @@ class RateLimiter:
         """The issuance limit's hit, counted inside the issue script (same slot as the PIN)."""
         return self._hit_of(self.pin_issue_per_account, account_tag(account_id))
 
-    def verification_hit(self, account_id: UUID | None, email: str) -> LimitHit:
-        """The per-account verification limit's hit, counted inside the verify script: in the
-        account's slot, or by the email's digest for an address with no account (limited
-        exactly like a known one)."""
+    def verification_subject(self, account_id: UUID | None, email: str) -> str:
+        """Whose verification state a check counts on: the account's tag, or for an address
+        with no account the email's digest, so that it is counted exactly like a known one."""
         if account_id is not None:
-            return self._hit_of(self.verify_per_account, account_tag(account_id))
-        return self._hit_of(self.verify_per_account, self.subject("email", normalize_email(email)))
+            return account_tag(account_id)
+        return self.subject("email", normalize_email(email))
+
+    def verification_hit(self, subject: str) -> LimitHit:
+        """The per-account verification limit's hit for a `verification_subject`, counted
+        inside the verify script (in the subject's slot)."""
+        return self._hit_of(self.verify_per_account, subject)
 
 
 def check_hit(reply: Any) -> None:

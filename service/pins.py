@@ -164,15 +164,15 @@ class PinService:
         """Count the account's verification limit (`RateLimited` when over), then check `pin`
         against the account under discussion and consume it if right: one script, the same
         for an address with no account. Every way of being wrong gives the same answer."""
-        limit = self._limits.verification_hit(account_id, email)
-        keys = [limit.key]
-        candidate = b""
-        if account_id is not None:
-            keys += self._keys.pin_state(account_id)
-            candidate = self.digest(account_id, pin)
+        # An address with no account takes the same steps over keys of its own (its failures
+        # are counted, it can be "locked"), so neither answer nor time tells it apart.
+        subject = self._limits.verification_subject(account_id, email)
+        limit = self._limits.verification_hit(subject)
+        owner = str(account_id) if account_id is not None else subject
+        candidate = keyed_digest(self._pin_key, owner, pin)
         async with self._redis.guard():
             reply = await self._verify(
-                keys=keys,
+                keys=[limit.key, *self._keys.pin_state_of(subject)],
                 args=[
                     *limit.args,
                     candidate,
@@ -186,6 +186,7 @@ class PinService:
         if outcome == "limited":
             raise refused(int(reply[1]))
         if account_id is None:
+            # No PIN is ever stored under an unknown address's keys: never 'valid'.
             await self._audit.record(
                 AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
             )

@@ -62,8 +62,12 @@ class Keys:
 
     def pin_state(self, account_id: UUID) -> list[str]:
         """The account's PIN, consecutive-failure counter and lock, in that order."""
-        tag = account_tag(account_id)
-        return [f"{self.prefix}{kind}:{{{tag}}}" for kind in ("pin", "pinfail", "pinlock")]
+        return self.pin_state_of(account_tag(account_id))
+
+    def pin_state_of(self, subject: str) -> list[str]:
+        """`pin_state` of an account tag, or of an email's digest for an address with no
+        account (a check of it runs the same script over keys no PIN is ever stored in)."""
+        return [f"{self.prefix}{kind}:{{{subject}}}" for kind in ("pin", "pinfail", "pinlock")]
 
     def session(self, account_id: UUID, token_digest: str) -> str:
         """A session of the account (in its slot, so the issue script can check it)."""

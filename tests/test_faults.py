@@ -229,16 +229,7 @@ async def test_audit_rows_match_answers_under_postgres_faults(tmp_path: Path) ->
         assert statuses <= {200, 201, 503}, statuses
         assert any(a.status == 503 for a in answers), "the faults did not bite"
         ok = {a.request_id for a in answers if a.status in (200, 201)}
-        conn = await _connect_when_up(db_url)
-        try:
-            audited = {
-                row["request_id"]
-                for row in await conn.fetch(
-                    "SELECT request_id FROM audit_events WHERE request_id LIKE 'fault-%'"
-                )
-            }
-        finally:
-            await conn.close()
+        audited = await _audited_request_ids(db_url)
         assert not ok - audited, f"{len(ok - audited)} successful answers without an audit row"
         await _assert_no_error_shown_as_event(answers, db_url)
 
@@ -372,21 +363,23 @@ async def _run_outages(
     succeeded = {
         a.request_id for a in answers if a.kind in ("issue", "verify") and a.status in (200, 201)
     }
-    conn = await _connect_when_up(db_url)
-    try:
-        audited = {
-            row["request_id"]
-            for row in await conn.fetch(
-                "SELECT request_id FROM audit_events WHERE request_id LIKE 'fault-%'"
-            )
-        }
-    finally:
-        await conn.close()
-    missing = succeeded - audited
+    missing = succeeded - await _audited_request_ids(db_url)
     assert not missing, f"{len(missing)} successful answers without an audit row"
     assert len(succeeded) > 20
 
     await _assert_no_error_shown_as_event(answers, db_url)
+
+
+async def _audited_request_ids(db_url: str) -> set[str]:
+    """The request ids of every audit row the traffic of these tests wrote."""
+    conn = await _connect_when_up(db_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT request_id FROM audit_events WHERE request_id LIKE 'fault-%'"
+        )
+    finally:
+        await conn.close()
+    return {row["request_id"] for row in rows}
 
 
 async def _assert_no_error_shown_as_event(answers: list[Answer], db_url: str) -> None:

@@ -3,11 +3,11 @@
 -- KEYS[2]  the account's PIN (hash: h = digest, a = failed tries), living as long as the PIN
 -- KEYS[3]  the account's consecutive-failure counter
 -- KEYS[4]  the account's lock
---          (for an address with no account only KEYS[1] is given: the limit is counted the
---          same way, and the answer is 'no_account')
+--          (for an address with no account, the same four keys named by the email's digest:
+--          it takes the same steps, and no PIN is ever stored there)
 -- ARGV     limit amount, limit window ms, unique member, candidate digest, max tries per PIN,
 --          max consecutive failures, lock ms, failure counter ttl ms
--- Returns  {'limited', ms until a slot frees} (nothing else changed), {'no_account'}, or
+-- Returns  {'limited', ms until a slot frees} (nothing else changed), or
 --          {outcome, h, a, pttl, failures, failures pttl} with the state before this
 --          check (for an undo); outcome is 'valid', 'wrong_pin', 'no_pin', 'locked' (this
 --          failure locked the account) or 'locked_out' (already locked; nothing evaluated).
@@ -25,9 +25,6 @@ if count >= amount then
 end
 redis.call('ZADD', KEYS[1], now_ms, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
-if not KEYS[2] then
-  return {'no_account'}
-end
 
 local function equal(a, b)
   if #a ~= #b then return false end

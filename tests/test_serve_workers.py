@@ -49,7 +49,10 @@ async def test_sigterm_lets_every_worker_finish_its_requests(h: Harness, tmp_pat
         address = ("127.0.0.1", int(server.url.rsplit(":", 1)[1]))
         under_way: list[tuple[socket.socket, bytes]] = []
         try:
-            for _ in range(100):
+            # Until both workers have taken one: the second may still be starting, and the
+            # kernel hands each new connection to whichever worker accepts first.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
                 body = json.dumps(
                     {"email": f"w-{uuid.uuid4().hex[:10]}@example.com", "password": PASSWORD}
                 ).encode()
@@ -63,6 +66,7 @@ async def test_sigterm_lets_every_worker_finish_its_requests(h: Harness, tmp_pat
                     under_way.append((sock, body))
                     if len(under_way) == 2:
                         break
+                await asyncio.sleep(0.05)
             assert len(under_way) == 2
             server.process.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 10

@@ -11,6 +11,7 @@ from typing import Any, TypedDict
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from api.concurrency import ConcurrencyLimitMiddleware
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from api.routes import accounts, agent, auth, health, me, mfa
@@ -94,6 +95,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=False,
             max_age=600,
         )
+    # Past the bound, a request is answered 503 before its body is read, inside the request
+    # context below, so the refusal is logged and counted like any answer.
+    app.add_middleware(
+        ConcurrencyLimitMiddleware, max_requests=settings.http_max_concurrent_requests
+    )
     extra_headers = []
     if settings.hsts_seconds:
         extra_headers.append(

@@ -30,7 +30,7 @@ _BUSY_HEADERS = [
 
 class ConcurrencyLimitMiddleware:
     """Answers 503 at once, without reading the body, to an HTTP request that arrives while
-    `max_requests` others are being answered; plain ASGI, outermost."""
+    `max_requests` others are being answered; plain ASGI, just inside the request context."""
 
     def __init__(self, app: ASGIApp, *, max_requests: int) -> None:
         self.app = app

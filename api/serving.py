@@ -7,8 +7,6 @@ import gc
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.concurrency import ConcurrencyLimitMiddleware
-from service.settings import Settings
 
 # Requests make short-lived objects, so the collector's passes over the long-lived start-up
 # objects (frozen below) and frequent young collections are wasted work.
@@ -16,11 +14,7 @@ GC_GENERATION0_THRESHOLD = 20_000
 
 
 def create_served_app() -> FastAPI:
-    settings = Settings()
-    app = create_app(settings)
-    app.add_middleware(
-        ConcurrencyLimitMiddleware, max_requests=settings.http_max_concurrent_requests
-    )
+    app = create_app()
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()

@@ -151,6 +151,9 @@ async def test_requests_past_the_bound_are_answered_503(h: Harness, tmp_path: Pa
             assert refused.headers["retry-after"] == "1"
             assert refused.json()["code"] == "unavailable"
             assert "server" not in refused.headers
+            # A refusal is an answer like any other: it has a request id and security headers.
+            assert refused.headers["x-request-id"]
+            assert refused.headers["x-content-type-options"] == "nosniff"
         finally:
             for sock in waiting:
                 sock.close()

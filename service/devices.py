@@ -49,6 +49,8 @@ class DeviceCookies:
             raw, mac = _unb64(encoded_id), _unb64(encoded_mac)
         except (binascii.Error, ValueError):
             return None
-        if len(raw) != _ID_BYTES or not hmac.compare_digest(mac, self._mac(raw, email)):
+        if len(raw) != _ID_BYTES or _b64(raw) != encoded_id or _b64(mac) != encoded_mac:
+            return None  # not the one spelling this service writes
+        if not hmac.compare_digest(mac, self._mac(raw, email)):
             return None
         return raw.hex()

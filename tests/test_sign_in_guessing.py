@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from service.devices import DEVICE_COOKIE
+from service.devices import DEVICE_COOKIE, DeviceCookies
 from tests.conftest import PASSWORD, Harness, HarnessFactory, assert_problem
 
 # The per-email window is not what most of these tests are about: raised so that 100
@@ -127,9 +127,10 @@ async def test_a_device_cookie_is_bound_to_its_account_and_signed(
             assert (await _sign_in(h, email, "wrong password 1")).status_code == 401
     # Mallory's cookie is no known device for the victim: refused like any unknown client.
     assert_problem(await _sign_in(h, victim, PASSWORD, device=mallorys_device), 429, "rate_limited")
-    # A cookie with one character changed is no known device either.
-    last = "A" if mallorys_device[-1] != "A" else "B"
-    forged = mallorys_device[:-1] + last
+    # A cookie with one character of its signature changed is no known device either.
+    signature_at = mallorys_device.index(".") + 3
+    swapped = "A" if mallorys_device[signature_at] != "A" else "B"
+    forged = mallorys_device[:signature_at] + swapped + mallorys_device[signature_at + 1 :]
     assert_problem(await _sign_in(h, mallory, PASSWORD, device=forged), 429, "rate_limited")
     # The real one is.
     assert (await _sign_in(h, mallory, PASSWORD, device=mallorys_device)).status_code == 200
@@ -179,3 +180,16 @@ async def test_an_attacker_at_full_speed_never_fails_the_owners_sign_in(
         await asyncio.gather(*attackers)
     assert owner_answers == [200] * 8
     assert 429 in attacker_answers  # the attacker was refused meanwhile
+
+
+def test_a_device_cookie_has_one_spelling() -> None:
+    """The last base64 character of each part also carries unused bits: a cookie spelled
+    otherwise (same bytes) is not one this service wrote."""
+    cookies = DeviceCookies(b"k" * 32)
+    cookie = cookies.issue("ada@example.com")
+    assert cookies.device_for(cookie, "ada@example.com") is not None
+    assert cookies.device_for(cookie, "eve@example.com") is None
+    tail = cookie[-1]
+    for other in "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_":
+        if other != tail:
+            assert cookies.device_for(cookie[:-1] + other, "ada@example.com") is None

@@ -20,7 +20,6 @@ from uuid import UUID
 
 from limits import RateLimitItem, parse
 
-from service.accounts import normalize_email
 from service.errors import RateLimited
 from service.keys import keyed_digest
 from service.redis_store import RedisStore, account_tag
@@ -134,7 +133,7 @@ class RateLimiter:
         check_hit(reply)
 
     async def sign_in(self, *, address: str, email: str, device: str | None) -> SignInAttempt:
-        """Admit a password attempt for `email`, or raise `RateLimited`.
+        """Admit a password attempt for `email` (normalized), or raise `RateLimited`.
 
         With the device id of a valid device cookie for the email, the attempt is limited
         per device. Otherwise it is limited per address and, with every other client that
@@ -143,12 +142,10 @@ class RateLimiter:
         if device is not None:
             subject = self.subject("device", device)
             limit = self.sign_in_per_device
-            also_clear: str | None = self._redis.keys.sign_in_failures(
-                self.subject("email", normalize_email(email))
-            )
+            also_clear: str | None = self._redis.keys.sign_in_failures(self.subject("email", email))
         else:
             await self.hit(self.sign_in_per_address, self.subject("address", address))
-            subject = self.subject("email", normalize_email(email))
+            subject = self.subject("email", email)
             limit = self.sign_in_per_account
             also_clear = None
         hit = self._hit_of(limit, subject)
@@ -164,10 +161,11 @@ class RateLimiter:
     async def signed_in(self, attempt: SignInAttempt) -> None:
         """The attempt's password was right: its failures are no longer consecutive."""
         keys = [attempt.counter, *([attempt.also_clear] if attempt.also_clear else [])]
-        async with self._redis.guard():
-            # One key per command: the two live in different cluster slots.
+        # One DEL per key (they live in different cluster slots), in one round trip.
+        async with self._redis.guard(), self._redis.client.pipeline(transaction=False) as pipe:
             for key in keys:
-                await self._redis.client.delete(key)
+                pipe.delete(key)
+            await pipe.execute()
 
     async def account_create(self, *, address: str) -> None:
         await self.hit(self.account_create_per_address, self.subject("address", address))
@@ -181,10 +179,11 @@ class RateLimiter:
 
     def verification_subject(self, account_id: UUID | None, email: str) -> str:
         """Whose verification state a check counts on: the account's tag, or for an address
-        with no account the email's digest, so that it is counted exactly like a known one."""
+        with no account the (normalized) email's digest, so that it is counted exactly like
+        a known one."""
         if account_id is not None:
             return account_tag(account_id)
-        return self.subject("email", normalize_email(email))
+        return self.subject("email", email)
 
     def verification_hit(self, subject: str) -> LimitHit:
         """The per-account verification limit's hit for a `verification_subject`, counted

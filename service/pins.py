@@ -107,7 +107,11 @@ class PinService:
 
     def digest(self, account_id: UUID, pin: str) -> bytes:
         """The PIN's stored digest, bound to its account."""
-        return keyed_digest(self._pin_key, str(account_id), pin)
+        return self._digest_for(str(account_id), pin)
+
+    def _digest_for(self, owner: str, pin: str) -> bytes:
+        # The owner is an account id, or the subject of an address with no account.
+        return keyed_digest(self._pin_key, owner, pin)
 
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
@@ -161,15 +165,15 @@ class PinService:
     async def check(
         self, account_id: UUID | None, email: str, pin: str, agent: Agent
     ) -> Verification:
-        """Count the account's verification limit (`RateLimited` when over), then check `pin`
-        against the account under discussion and consume it if right: one script, the same
-        for an address with no account. Every way of being wrong gives the same answer."""
+        """For `email` (normalized): count the account's verification limit (`RateLimited`
+        when over), then check `pin` against the account under discussion and consume it if
+        right: one script, the same for an address with no account. Every way of being wrong
+        gives the same answer."""
         # An address with no account takes the same steps over keys of its own (its failures
         # are counted, it can be "locked"), so neither answer nor time tells it apart.
         subject = self._limits.verification_subject(account_id, email)
         limit = self._limits.verification_hit(subject)
-        owner = str(account_id) if account_id is not None else subject
-        candidate = keyed_digest(self._pin_key, owner, pin)
+        candidate = self._digest_for(str(account_id) if account_id else subject, pin)
         async with self._redis.guard():
             reply = await self._verify(
                 keys=[limit.key, *self._keys.pin_state_of(subject)],

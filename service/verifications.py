@@ -29,6 +29,7 @@ class VerificationService:
         in one script (`PinService.check`). Limits come first, so a refused request
         (`RateLimited`) is not a guess; every outcome is audited before it is answered."""
         await self._limits.verification_by_agent(agent.id)
-        account_id = await self._accounts.id_by_email(email)
-        verification = await self._pins.check(account_id, email, pin, agent)
-        return CheckedAddress(verification, normalize_email(email))
+        address = normalize_email(email)  # once: the lookup, the limit and the answer use it
+        account_id = await self._accounts.id_by_email(address)
+        verification = await self._pins.check(account_id, address, pin, agent)
+        return CheckedAddress(verification, address)

@@ -10,11 +10,13 @@ from typing import Any, TypedDict
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette.middleware.sessions import SessionMiddleware
 
 from api.concurrency import ConcurrencyLimitMiddleware
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import accounts, agent, auth, health, me, mfa
+from api.routes import accounts, agent, auth, health, me, mfa, oidc
+from api.sso import FLOW_COOKIE, FLOW_COOKIE_PATH, FLOW_SECONDS, SignInFlow, new_registry
 from api.web import install_web
 from service import metrics
 from service.container import Services, open_services
@@ -36,6 +38,21 @@ class State(TypedDict):
     """What the lifespan yields; Starlette hands it to every request as `request.state`."""
 
     services: Services
+    # The browser sign-in through the customers' OpenID provider (None unless configured).
+    customer_sign_in: SignInFlow | None
+
+
+def _customer_sign_in(settings: Settings, services: Services) -> SignInFlow | None:
+    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
+        return None
+    return SignInFlow(
+        new_registry(services.redis),
+        "customer",
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret.get_secret_value(),
+        scopes=settings.oidc_scopes,
+    )
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -53,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         services = await open_services(settings)
         try:
-            yield {"services": services}
+            yield {"services": services, "customer_sign_in": _customer_sign_in(settings, services)}
         finally:
             await services.close()
             metrics.mark_process_dead(os.getpid())
@@ -76,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health.router,
         accounts.router,
         auth.router,
+        oidc.router,
         me.router,
         mfa.router,
         agent.router,
@@ -94,6 +112,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
             allow_credentials=False,
             max_age=600,
+        )
+    if settings.oidc_issuer:
+        # Only a marker binding a provider sign-in to this browser (the flow's state is in
+        # Redis): signed, sent to the sign-in routes only, Lax so the provider's redirect
+        # back (a top-level GET from another site) carries it.
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key=settings.keys.sign_in_flow.hex(),
+            session_cookie=FLOW_COOKIE,
+            max_age=FLOW_SECONDS,
+            path=FLOW_COOKIE_PATH,
+            same_site="lax",
+            https_only=settings.hsts_seconds > 0,
         )
     # Past the bound, a request is answered 503 before its body is read, inside the request
     # context below, so the refusal is logged and counted like any answer.

@@ -14,7 +14,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2Pas
 from service.container import Services
 from service.errors import Unauthenticated
 from service.models import Agent
-from service.sessions import SessionClaim
+from service.sessions import Believed, SessionClaim
+from service.tokens import SESSION_TOKEN_PREFIX
 
 
 async def get_services(request: Request) -> Services:
@@ -30,7 +31,11 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 _user_bearer = OAuth2PasswordBearer(
     tokenUrl="/v1/auth/token",
     scheme_name="UserToken",
-    description="A session token from POST /v1/auth/token.",
+    description=(
+        "A session token from POST /v1/auth/token (or from a sign-in through the company's "
+        "OpenID provider); or, when OIDC_ISSUER is set, an access token (a JWT) that the "
+        "provider issued for this service's audience."
+    ),
     auto_error=False,
 )
 _agent_bearer = HTTPBearer(
@@ -44,23 +49,36 @@ _agent_bearer = HTTPBearer(
 class UserSession:
     account_id: UUID
     token: str
+    # True for the bearer of the provider's access token (no session of ours to end).
+    from_provider: bool = False
+
+
+def _is_provider_token(services: Services, token: str) -> bool:
+    return services.oidc is not None and not token.startswith(SESSION_TOKEN_PREFIX)
 
 
 async def current_user(
     services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
 ) -> UserSession:
     if token:
-        account_id = await services.sessions.account_for(token)
-        if account_id is not None:
-            return UserSession(account_id, token)
+        if services.oidc is not None and _is_provider_token(services, token):
+            account_id, _ = await services.oidc.account_for_token(token)
+            return UserSession(account_id, token, from_provider=True)
+        found = await services.sessions.account_for(token)
+        if found is not None:
+            return UserSession(found, token)
     raise Unauthenticated()
 
 
 async def session_claim(
     services: ServicesDep, token: Annotated[str | None, Depends(_user_bearer)]
-) -> SessionClaim:
+) -> SessionClaim | Believed:
     """The session a user token names, not yet checked: for a route whose Redis script
-    checks the session in the same step as its own work (PIN issuance)."""
+    checks the session in the same step as its own work (PIN issuance). A provider's
+    access token is checked here: it has no session."""
+    if token and services.oidc is not None and _is_provider_token(services, token):
+        account_id, mfa = await services.oidc.account_for_token(token)
+        return Believed(account_id, mfa)
     claim = services.sessions.claim(token) if token else None
     if claim is None:
         raise Unauthenticated()
@@ -79,7 +97,7 @@ async def current_agent(
 
 
 CurrentUser = Annotated[UserSession, Depends(current_user)]
-UserSessionClaim = Annotated[SessionClaim, Depends(session_claim)]
+UserSessionClaim = Annotated[SessionClaim | Believed, Depends(session_claim)]
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, Field
@@ -26,9 +26,18 @@ class AccountCreate(StrictModel):
 
 class AccountOut(BaseModel):
     id: UUID
-    email: str
+    email: str | None = Field(
+        description=(
+            "Null for an account made by the company's identity provider without an address "
+            "it vouches for (agents find it by the provider's subject)."
+        )
+    )
     mfa_enabled: bool
     created_at: UtcDatetime
+    sign_in_methods: list[Literal["password", "oidc"]] = Field(
+        default_factory=lambda: ["password"],  # type: ignore[arg-type]
+        description="How the account signs in: its own password, the company's provider, or both.",
+    )
 
     @classmethod
     def of(cls, account: Account) -> AccountOut:
@@ -37,4 +46,5 @@ class AccountOut(BaseModel):
             email=account.email,
             mfa_enabled=account.mfa_enabled,
             created_at=account.created_at,
+            sign_in_methods=list(account.sign_in_methods),
         )

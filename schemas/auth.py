@@ -23,3 +23,28 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name)
     expires_in: int
+
+
+# A path of this service: one leading '/', no scheme or host ('//evil.example' and '/\\evil'
+# are other hosts to a browser), printable ASCII only.
+NEXT_PATH_PATTERN = r"^/([A-Za-z0-9\-._~!$&'()*+,;=:@%?][A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*)?$"
+
+
+class OidcMethodOut(BaseModel):
+    display_name: str = Field(examples=["Acme ID"])
+    login_url: str = Field(examples=["/v1/auth/oidc/login?next=/account"])
+
+
+class SignInMethodsOut(BaseModel):
+    """How people sign in here: what the sign-in page offers."""
+
+    password: bool = Field(description="Email and password (false when PASSWORD_SIGNIN=false)")
+    oidc: OidcMethodOut | None = Field(description="The company's provider, when configured")
+
+
+class SignInCodeIn(BaseModel):
+    code: str = Field(min_length=20, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class SignedInOut(TokenOut):
+    next: str = Field(description="Where the sign-in was started for", examples=["/account"])

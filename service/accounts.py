@@ -74,7 +74,8 @@ class AccountService:
             row = await sql.account_by_id(conn, account_id)
         if row is None:
             raise NotFound()
-        return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"])
+        methods = ("password",) * (row["password_hash"] is not None) + ("oidc",) * row["linked"]
+        return Account(row["id"], row["email"], row["created_at"], row["mfa_enabled"], methods)
 
     async def id_by_email(self, email: str) -> UUID | None:
         """The account of `email`, or None. Always a PostgreSQL lookup by a unique index, so

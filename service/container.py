@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import httpx2
+
 from service import metrics
 from service.accounts import AccountService
 from service.agents import AgentService
@@ -12,6 +14,13 @@ from service.audit import AuditLog
 from service.devices import DeviceCookies
 from service.limits import Limit, RateLimiter
 from service.mfa import MfaService
+from service.oidc import (
+    AccessTokens,
+    CustomerProvider,
+    LinkedAccounts,
+    ProviderKeys,
+    SignInCodes,
+)
 from service.passwords import PasswordHasher
 from service.persistence.db import Database
 from service.pins import PinService
@@ -35,6 +44,8 @@ class Services:
     verifications: VerificationService
     mfa: MfaService
     devices: DeviceCookies
+    # The customers' OpenID Connect provider (None unless OIDC_ISSUER is set).
+    oidc: CustomerProvider | None = None
 
     async def check_ready(self) -> dict[str, bool]:
         """Ask both stores, at once, whether they answer."""
@@ -47,7 +58,10 @@ class Services:
     async def close(self) -> None:
         # Voids still owed for answers that were errors get a last chance to be written.
         await self.audit.settle(self.settings.db_timeout_seconds * 2)
-        await asyncio.gather(self.db.close(), self.redis.close(), return_exceptions=True)
+        closing = [self.db.close(), self.redis.close()]
+        if self.oidc is not None:
+            closing.append(self.oidc.close())
+        await asyncio.gather(*closing, return_exceptions=True)
 
 
 async def open_services(settings: Settings) -> Services:
@@ -95,7 +109,20 @@ async def open_services(settings: Settings) -> Services:
         max_attempts=settings.pin_max_attempts,
         account_max_failures=settings.account_max_failures,
         account_lock_seconds=settings.account_lock_seconds,
+        require_mfa=settings.oidc_require_mfa,
     )
+    oidc = None
+    if settings.oidc_issuer:
+        # Bounded: a slow provider must not hold requests longer than a store would.
+        http = httpx2.AsyncClient(timeout=httpx2.Timeout(5.0), follow_redirects=False)
+        provider_keys = ProviderKeys(settings.oidc_issuer, http)
+        oidc = CustomerProvider(
+            keys=provider_keys,
+            tokens=AccessTokens(provider_keys, settings.oidc_token_audience),
+            accounts=LinkedAccounts(db, provider_keys.issuer),
+            codes=SignInCodes(redis, keys.sign_in_flow, sessions),
+            http=http,
+        )
     return Services(
         settings=settings,
         db=db,
@@ -106,7 +133,9 @@ async def open_services(settings: Settings) -> Services:
         sessions=sessions,
         pins=pins,
         limits=limits,
-        verifications=VerificationService(limits, accounts, pins),
+        verifications=VerificationService(
+            limits, accounts, pins, oidc.accounts if oidc is not None else None
+        ),
         devices=DeviceCookies(keys.device),
         mfa=MfaService(
             db,
@@ -123,4 +152,5 @@ async def open_services(settings: Settings) -> Services:
             account_max_failures=settings.mfa_account_max_failures,
             lock_seconds=settings.mfa_lock_seconds,
         ),
+        oidc=oidc,
     )

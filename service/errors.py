@@ -42,6 +42,63 @@ class Unauthenticated(ServiceError):
         return {"WWW-Authenticate": "Bearer"}
 
 
+class InvalidToken(ServiceError):
+    """A bearer token from the OpenID provider that is not believed (RFC 6750 §3.1)."""
+
+    status = 401
+    code = "invalid_token"
+    title = "Invalid token"
+    detail = "The access token is not valid for this service."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class Forbidden(ServiceError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+    detail = "This credential does not allow this request."
+
+
+class MfaRequiredByPolicy(ServiceError):
+    status = 403
+    code = "mfa_required_by_policy"
+    title = "Second factor required"
+    detail = (
+        "A support PIN is only issued after a sign-in with a second factor: sign in again "
+        "with two-factor sign-in or a passkey."
+    )
+
+
+class PasswordSigninDisabled(ServiceError):
+    status = 403
+    code = "password_signin_disabled"
+    title = "Password sign-in is off"
+    detail = "This service signs people in through the company's identity provider only."
+
+
+class OidcNotConfigured(ServiceError):
+    status = 404
+    code = "oidc_not_configured"
+    title = "Single sign-on is not configured"
+    detail = "No OpenID Connect provider is configured (OIDC_ISSUER)."
+
+
+class OidcFailed(ServiceError):
+    """The sign-in through the provider did not complete; `reason` says at which step."""
+
+    status = 400
+    code = "oidc_failed"
+    title = "Sign-in through the provider failed"
+    detail = "The sign-in through the identity provider did not complete; start it again."
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason)
+        self.reason = reason
+
+
 class EmailTaken(ServiceError):
     status = 409
     code = "email_taken"

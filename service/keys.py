@@ -23,6 +23,7 @@ class DerivedKeys:
     rate_limit: bytes
     recovery_code: bytes
     device: bytes
+    sign_in_flow: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -34,6 +35,7 @@ class DerivedKeys:
             rate_limit=_derive(secret, b"support-pin/rate-limit-hmac/v1"),
             recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
             device=_derive(secret, b"support-pin/device-cookie-hmac/v1"),
+            sign_in_flow=_derive(secret, b"support-pin/sign-in-flow-hmac/v1"),
         )
 
     def __repr__(self) -> str:

@@ -204,7 +204,7 @@ class MfaService:
         if not started:
             raise MfaAlreadyEnabled()
         uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_SECONDS).provisioning_uri(
-            name=account.email, issuer_name=self.issuer
+            name=account.email or str(account.id), issuer_name=self.issuer
         )
         # About 6 ms of CPU: off the event loop.
         return Enrollment(
@@ -322,7 +322,7 @@ class MfaService:
             consumed = await self._redis.client.delete(token_key)
         if not consumed:
             raise _dead_token()  # another request with a right code used this token first
-        return await self._sessions.create(account_id)
+        return await self._sessions.create(account_id, mfa=True)
 
     async def _mfa_required(self, account_id: UUID) -> MfaRequired:
         token = new_token(MFA_TOKEN_PREFIX)

@@ -12,9 +12,10 @@ from uuid import UUID
 @dataclass(frozen=True)
 class Account:
     id: UUID
-    email: str
+    email: str | None  # None: made by an OpenID provider that did not vouch for an address
     created_at: datetime
     mfa_enabled: bool = False
+    sign_in_methods: tuple[str, ...] = ("password",)
 
 
 @dataclass(frozen=True)

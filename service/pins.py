@@ -27,12 +27,12 @@ from uuid import UUID
 
 from service import metrics
 from service.audit import AuditLog
-from service.errors import Unauthenticated, Unavailable
+from service.errors import MfaRequiredByPolicy, Unauthenticated, Unavailable
 from service.keys import keyed_digest
 from service.limits import FAILURE_COUNTER_TTL_MS, LimitHit, RateLimiter, check_hit, refused
 from service.models import Agent, AuditEvent, EventType
 from service.redis_store import RedisStore
-from service.sessions import SessionClaim
+from service.sessions import Believed, SessionClaim
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ class PinService:
         max_attempts: int,
         account_max_failures: int,
         account_lock_seconds: int,
+        require_mfa: bool = False,
     ) -> None:
         self._redis = redis
         self._keys = redis.keys
@@ -100,6 +101,7 @@ class PinService:
         self.max_attempts = max_attempts
         self.account_max_failures = account_max_failures
         self.account_lock_seconds = account_lock_seconds
+        self.require_mfa = require_mfa
         self._issue = redis.script("issue_pin")
         self._verify = redis.script("verify_pin")
         self._revoke = redis.script("revoke_pin")
@@ -116,22 +118,38 @@ class PinService:
     def new_pin(self) -> str:
         return f"{secrets.randbelow(10**self.length):0{self.length}d}"
 
-    async def issue_pin(self, session: SessionClaim) -> IssuedPin:
+    async def issue_pin(self, session: SessionClaim | Believed) -> IssuedPin:
         """A new PIN for the session's account; the previous one stops working in the same
-        atomic step, which first checks the session (`Unauthenticated` if it is not live)
-        and counts the account's issuance limit (`RateLimited` when over it)."""
+        atomic step, which first checks the session (`Unauthenticated` if it is not live,
+        `MfaRequiredByPolicy` if it must have used a second factor and did not) and counts
+        the account's issuance limit (`RateLimited` when over it). A `Believed` caller (a
+        provider's access token, checked already) has no session to check."""
         account_id = session.account_id
+        if isinstance(session, Believed):
+            if self.require_mfa and not session.mfa:
+                raise MfaRequiredByPolicy()
+            session_key, holder = self._keys.pin(account_id), b""
+        else:
+            session_key, holder = session.redis_key, account_id.bytes
         pin = self.new_pin()
         digest = self.digest(account_id, pin)
         expires_ms = int(time.time() * 1000) + self.ttl_seconds * 1000
         limit: LimitHit = self._limits.pin_issue_hit(account_id)
         async with self._redis.guard():
             reply = await self._issue(
-                keys=[self._keys.pin(account_id), limit.key, session.redis_key],
-                args=[digest, self.ttl_seconds * 1000, *limit.args, account_id.bytes],
+                keys=[self._keys.pin(account_id), limit.key, session_key],
+                args=[
+                    digest,
+                    self.ttl_seconds * 1000,
+                    *limit.args,
+                    holder,
+                    "1" if self.require_mfa else "0",
+                ],
             )
         if int(reply[0]) == -1:
             raise Unauthenticated()
+        if int(reply[0]) == -2:
+            raise MfaRequiredByPolicy()
         check_hit(reply)
         await self._record_or_restore(
             [AuditEvent(EventType.ISSUED, account_id)],

@@ -95,6 +95,14 @@ class Keys:
         """Consecutive failed sign-ins of a subject (in the slot of its rate-limit logs)."""
         return f"{self.prefix}signfail:{{{subject}}}"
 
+    def sign_in_flow(self, digest: str) -> str:
+        """State of a sign-in through an OpenID provider (Authlib's, single use)."""
+        return f"{self.prefix}oidcflow:{digest}"
+
+    def sign_in_code(self, digest: str) -> str:
+        """The one-time code that carries a finished provider sign-in to the page (60 s)."""
+        return f"{self.prefix}oidccode:{digest}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

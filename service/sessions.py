@@ -34,6 +34,18 @@ class SessionClaim:
     redis_key: str
 
 
+MFA_MARK = b"m"
+
+
+@dataclass(frozen=True)
+class Believed:
+    """A caller whose credential was checked already and has no session of ours: the
+    bearer of the OpenID provider's access token, with whether its `amr` says MFA."""
+
+    account_id: UUID
+    mfa: bool
+
+
 class SessionStore:
     def __init__(self, redis: RedisStore, key: bytes, ttl_seconds: int) -> None:
         self._redis = redis
@@ -60,7 +72,7 @@ class SessionStore:
             return None  # not the canonical spelling of an id
         return SessionClaim(account_id, self._redis.keys.session(account_id, self._digest(token)))
 
-    async def create(self, account_id: UUID) -> str:
+    async def create(self, account_id: UUID, *, mfa: bool = False) -> str:
         token = SESSION_TOKEN_PREFIX + account_tag(account_id) + secrets.token_urlsafe(32)
         digest = self._digest(token)
         index = self._redis.keys.account_sessions(account_id)
@@ -74,7 +86,9 @@ class SessionStore:
             pipe.sadd(index, digest)
             pipe.expire(index, self.ttl_seconds)
             pipe.set(
-                self._redis.keys.session(account_id, digest), account_id.bytes, ex=self.ttl_seconds
+                self._redis.keys.session(account_id, digest),
+                account_id.bytes + (MFA_MARK if mfa else b""),
+                ex=self.ttl_seconds,
             )
             await pipe.execute()
         return token
@@ -85,7 +99,7 @@ class SessionStore:
             return None
         async with self._redis.guard():
             raw = await self._redis.client.get(claim.redis_key)
-        return claim.account_id if raw == claim.account_id.bytes else None
+        return claim.account_id if raw is not None and raw[:16] == claim.account_id.bytes else None
 
     async def revoke(self, token: str) -> None:
         claim = self.claim(token)

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     mfa_account_max_failures: int = Field(default=20, ge=1, le=100)
     mfa_lock_seconds: int = Field(default=3600, ge=60, le=86_400)
 
+    # Sign-in through the company's OpenID Connect provider (docs/identity.md); on when
+    # OIDC_ISSUER is set. Its access tokens are then accepted on every user route as well.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    # The `aud` the provider's access tokens for this service carry; default OIDC_CLIENT_ID.
+    oidc_audience: str | None = None
+    oidc_display_name: str = Field(default="single sign-on", min_length=1, max_length=64)
+    # Support PINs only for a session or token whose `amr` says a second factor was used.
+    oidc_require_mfa: bool = False
+    # False: sign-up and the password grant are refused; the pages offer the provider only.
+    password_signin: bool = True
+
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # The HTTP edge `support-pin serve` enforces: the largest request head, the seconds a
@@ -172,6 +186,13 @@ class Settings(BaseSettings):
             raise ValueError("MFA_TOTP_ISSUER must not contain ':' or surrounding spaces")
         return value
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_is_a_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("OIDC_ISSUER must be an http(s) URL without query or fragment")
+        return value
+
     @model_validator(mode="after")
     def _production_is_explicit(self) -> Settings:
         if self.environment == "production":
@@ -179,9 +200,23 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be set to a random value in production")
             if not self.database_url or not self.redis_url:
                 raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
+            if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
+                raise ValueError("OIDC_ISSUER must be an https URL in production")
+        if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
+            raise ValueError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        if not self.password_signin and not self.oidc_issuer:
+            raise ValueError("PASSWORD_SIGNIN=false needs OIDC_ISSUER: nobody could sign in")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None
+
+    @property
+    def oidc_token_audience(self) -> str:
+        return self.oidc_audience or self.oidc_client_id or ""
 
     @cached_property
     def keys(self) -> DerivedKeys:

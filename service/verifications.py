@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from service.accounts import AccountService, normalize_email
+from service.accounts import AccountService, normalize_email, storable_text
 from service.limits import RateLimiter
 from service.models import Agent
+from service.oidc import LinkedAccounts
 from service.pins import PinService, Verification
 
 
@@ -15,14 +16,22 @@ class CheckedAddress:
     """A verification's outcome and the address it checked, as the service spells it."""
 
     verification: Verification
-    email: str
+    email: str | None
+    subject: str | None = None
 
 
 class VerificationService:
-    def __init__(self, limits: RateLimiter, accounts: AccountService, pins: PinService) -> None:
+    def __init__(
+        self,
+        limits: RateLimiter,
+        accounts: AccountService,
+        pins: PinService,
+        linked: LinkedAccounts | None = None,
+    ) -> None:
         self._limits = limits
         self._accounts = accounts
         self._pins = pins
+        self._linked = linked
 
     async def verify_pin(self, agent: Agent, email: str, pin: str) -> CheckedAddress:
         """The agent's limit, then the account by email, then the account's limit and its PIN
@@ -33,3 +42,14 @@ class VerificationService:
         account_id = await self._accounts.id_by_email(address)
         verification = await self._pins.check(account_id, address, pin, agent)
         return CheckedAddress(verification, address)
+
+    async def verify_pin_by_subject(self, agent: Agent, subject: str, pin: str) -> CheckedAddress:
+        """The same check for the account linked to the provider's `subject`: the same
+        steps and answers whether or not the subject exists, or OIDC is configured."""
+        await self._limits.verification_by_agent(agent.id)
+        account_id = None
+        if self._linked is not None and storable_text(subject):
+            account_id = await self._linked.account_by_subject(subject)
+        # Keyed apart from any email: an unknown subject counts failures of its own.
+        verification = await self._pins.check(account_id, f"sub:{subject}", pin, agent)
+        return CheckedAddress(verification, None, subject)

@@ -18,14 +18,15 @@ async def test_create_account_returns_the_account(h: Harness) -> None:
     response = await h.client.post("/v1/accounts", json={"email": email, "password": PASSWORD})
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "email", "mfa_enabled", "created_at"}
+    assert set(body) == {"id", "email", "mfa_enabled", "created_at", "sign_in_methods"}
+    assert body["sign_in_methods"] == ["password"]
     uuid.UUID(body["id"])
     assert body["email"] == email.lower()
     assert body["mfa_enabled"] is False
     created = datetime.fromisoformat(body["created_at"])
     assert body["created_at"].endswith("Z")
     assert abs(created - datetime.now(UTC)) < timedelta(minutes=1)
-    assert "password" not in response.text
+    assert PASSWORD not in response.text and "password_hash" not in response.text
 
 
 async def test_email_taken_is_409_case_insensitively(h: Harness) -> None:
@@ -142,7 +143,8 @@ async def test_me_returns_the_signed_in_account(h: Harness) -> None:
     body = response.json()
     assert body["email"] == email
     assert body["mfa_enabled"] is False
-    assert set(body) == {"id", "email", "mfa_enabled", "created_at"}
+    assert set(body) == {"id", "email", "mfa_enabled", "created_at", "sign_in_methods"}
+    assert body["sign_in_methods"] == ["password"]
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,11 @@ ROWS: tuple[Row, ...] = (
         form=lambda ctx: {"username": ctx.email, "password": PASSWORD},
     ),
     Row("POST", "/v1/auth/logout", user_only(204)),
+    # Sign-in through an OpenID provider: not configured here (tests/test_oidc.py has it).
+    Row("GET", "/v1/auth/methods", public(200)),
+    Row("GET", "/v1/auth/oidc/login", public(404)),
+    Row("GET", "/v1/auth/oidc/callback", public(404)),
+    Row("POST", "/v1/auth/oidc/token", public(404), json=lambda ctx: {"code": "x" * 43}),
     Row("GET", "/v1/me", user_only(200)),
     Row("POST", "/v1/me/support-pin", user_only(201)),
     Row("GET", "/v1/me/support-pin", user_only(200)),

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from api.deps import CurrentAgent, ServicesDep
 from api.problems import problem_responses
-from schemas.agent import VerificationOut, VerificationRequest
+from schemas.agent import SubjectVerificationRequest, VerificationOut, VerificationRequest
 
 router = APIRouter(prefix="/v1/agent", tags=["agent"])
 
@@ -16,13 +16,19 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
     responses=problem_responses(400, 401, 413, 422, 429, 503),
 )
 async def create_verification(
-    body: VerificationRequest, agent: CurrentAgent, services: ServicesDep
+    body: VerificationRequest | SubjectVerificationRequest,
+    agent: CurrentAgent,
+    services: ServicesDep,
 ) -> VerificationOut:
-    checked = await services.verifications.verify_pin(agent, body.email, body.pin)
+    if isinstance(body, SubjectVerificationRequest):
+        checked = await services.verifications.verify_pin_by_subject(agent, body.subject, body.pin)
+    else:
+        checked = await services.verifications.verify_pin(agent, body.email, body.pin)
     result = checked.verification
     return VerificationOut(
         valid=result.valid,
         account_id=result.account_id,
         verified_at=result.verified_at,
         email=checked.email,
+        subject=checked.subject,
     )

@@ -12,7 +12,7 @@ from schemas.mfa import InvalidCodeProblem, MfaRequiredProblem, MfaTokenIn
 from service.accounts import normalize_email
 from service.container import Services
 from service.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE
-from service.errors import MfaRequired
+from service.errors import MfaRequired, PasswordSigninDisabled
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -36,6 +36,7 @@ def _with_401(model: type, description: str, *others: int) -> dict[int | str, di
         MfaRequiredProblem,
         "`invalid_credentials`; or `mfa_required` with `mfa_token` (the password was right)",
         400,
+        403,
         413,
         422,
         429,
@@ -49,6 +50,8 @@ async def create_token(
     request: Request,
     response: Response,
 ) -> TokenOut | JSONResponse:
+    if not services.settings.password_signin:
+        raise PasswordSigninDisabled()
     email = normalize_email(form.username)
     device = services.devices.device_for(request.cookies.get(DEVICE_COOKIE), email)
     # Before the password is hashed: a refused try costs no argon2 work and reveals nothing.

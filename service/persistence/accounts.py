@@ -37,12 +37,14 @@ async def account_by_email(conn: Connection, email: str) -> asyncpg.Record | Non
 
 
 async def account_by_id(conn: Connection, account_id: UUID) -> asyncpg.Record | None:
-    """The account with `mfa_enabled` (two-factor sign-in on)."""
+    """The account with `mfa_enabled` (two-factor sign-in on) and `linked` (to a provider)."""
     return await conn.fetchrow(
         f"""SELECT {_COLUMNS}, EXISTS (
                 SELECT 1 FROM account_totp t
                 WHERE t.account_id = accounts.id AND t.enabled_at IS NOT NULL
-            ) AS mfa_enabled
+            ) AS mfa_enabled, EXISTS (
+                SELECT 1 FROM account_identities i WHERE i.account_id = accounts.id
+            ) AS linked
             FROM accounts WHERE id = $1""",  # noqa: S608 (constant)
         account_id,
     )

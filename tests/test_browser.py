@@ -116,10 +116,15 @@ class LiveService:
 
 @contextlib.asynccontextmanager
 async def run_service(
-    db_url: str, redis_url: str, *, ready_path: str = "/readyz", **settings: str
+    db_url: str,
+    redis_url: str,
+    *,
+    ready_path: str = "/readyz",
+    port: int | None = None,
+    **settings: str,
 ) -> AsyncIterator[LiveService]:
-    """`support-pin serve` in its own process on a free port."""
-    port = _free_port()
+    """`support-pin serve` in its own process on `port` (default: a free one)."""
+    port = port or _free_port()
     prefix = f"test:web:{secrets.token_hex(6)}:"
     env = {
         **os.environ,

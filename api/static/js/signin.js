@@ -1,9 +1,11 @@
-// The sign-in page: email and password, then the second factor when the account has one.
+// The sign-in page: email and password, then the second factor when the account has one;
+// and sign-in through the company's OpenID provider when the service has one.
 import {
   api,
   ApiError,
   busy,
   errorMessage,
+  hasMessage,
   onLanguageChange,
   saveSession,
   sessionToken,
@@ -20,9 +22,90 @@ const noticeBox = document.getElementById("notice");
 const email = document.getElementById("email");
 const password = document.getElementById("password");
 const code = document.getElementById("code");
+const ssoBox = document.getElementById("sso");
+const ssoLink = document.getElementById("sso-link");
+const ssoOr = document.getElementById("sso-or");
+const signupFooter = document.getElementById("signup-footer");
+
+// The provider sends the browser back here with `#sso=<one-time code>` or `#sso_error=<reason>`.
+// Drop the fragment at once, so the code stays neither in the address bar nor in the history.
+const fragment = new URLSearchParams(window.location.hash.slice(1));
+if (window.location.hash) {
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+}
+const ssoCode = fragment.get("sso");
+const ssoError = fragment.get("sso_error");
+
+// Why a provider sign-in failed (`reason` of the callback or of the code exchange).
+const SSO_ERRORS = {
+  state: "signin.sso.error.state",
+  provider_error: "signin.sso.error.provider_error",
+  token: "signin.sso.error.token",
+  id_token: "signin.sso.error.token",
+  code: "signin.sso.error.code",
+};
 
 // The short-lived token that links the two steps; in memory only.
 let mfaToken = null;
+// What the page offers (GET /v1/auth/methods); null when that could not be read.
+let methods = null;
+// The provider sign-in's error on show, redrawn on a language switch: { text (a function
+// giving it), shown (the text as shown, so one put there since by a form is left alone) }.
+let shownError = null;
+
+function showError(text) {
+  shownError = { text, shown: text() };
+  showMessage(errorBox, shownError.shown);
+}
+
+function providerName() {
+  return methods?.oidc?.display_name || t("signin.sso.provider");
+}
+
+function ssoErrorText(reason) {
+  const key = Object.hasOwn(SSO_ERRORS, reason) ? SSO_ERRORS[reason] : "signin.sso.error.other";
+  return () => t(hasMessage(key) ? key : "signin.sso.error.other", { provider: providerName() });
+}
+
+/** Shows what the service offers: the provider's button, the password form, or both. */
+function showMethods() {
+  // Without an answer, the password form as always: the server still refuses what is off.
+  const password = methods ? methods.password !== false : true;
+  const oidc = methods?.oidc ?? null;
+  if (oidc) {
+    ssoLink.href = oidc.login_url;
+    ssoLink.classList.toggle("btn-primary", !password);
+    ssoLink.classList.toggle("btn-secondary", password);
+    ssoLink.textContent = t("signin.sso.button", { provider: oidc.display_name });
+  }
+  ssoBox.hidden = !oidc;
+  ssoOr.hidden = !(oidc && password);
+  passwordStep.hidden = !password || mfaToken !== null;
+  if (!password) codeStep.hidden = true;
+  signupFooter.hidden = !password;
+}
+
+/** The path the sign-in was started for, if it is one of this site's; else the account page. */
+function landingPath(next) {
+  return typeof next === "string" && /^\/(?![\/\\])/.test(next) ? next : "/account";
+}
+
+/** Exchanges the one-time code for a session and goes on; null then, else the error's text. */
+async function finishProviderSignIn(oneTimeCode) {
+  showMessage(noticeBox, t("signin.sso.finishing"));
+  try {
+    const answer = await api("/v1/auth/oidc/token", { method: "POST", json: { code: oneTimeCode } });
+    saveSession(answer);
+    window.location.replace(landingPath(answer.next));
+    return null;
+  } catch (error) {
+    showMessage(noticeBox, "");
+    if (error instanceof ApiError && error.code === "oidc_failed") {
+      return ssoErrorText(error.problem?.reason ?? "code");
+    }
+    return () => errorMessage(error);
+  }
+}
 
 function signedIn(answer) {
   saveSession(answer);
@@ -95,14 +178,39 @@ document.getElementById("code-back").addEventListener("click", () => {
   showPasswordStep();
 });
 
+// Read before the messages, so the page shows once, with the right parts (the body stays
+// hidden until startPage is done).
+if (ssoCode) {
+  ssoBox.hidden = true;
+  passwordStep.hidden = true;
+  signupFooter.hidden = true;
+} else {
+  methods = await api("/v1/auth/methods").catch(() => null);
+  showMethods();
+}
 await startPage();
-if (sessionToken()) {
+if (methods?.oidc) showMethods(); // again, for the button's words in the page's language
+onLanguageChange(() => {
+  if (methods?.oidc) showMethods();
+  if (shownError && !errorBox.hidden && errorBox.textContent === shownError.shown) {
+    showError(shownError.text);
+  }
+});
+const failed = ssoCode ? await finishProviderSignIn(ssoCode) : null;
+if (ssoCode && !failed) {
+  // On the way to where the sign-in was started for.
+} else if (!ssoCode && !ssoError && sessionToken()) {
   window.location.replace("/account");
 } else {
+  if (ssoCode) {
+    methods = await api("/v1/auth/methods").catch(() => null);
+    showMethods();
+  }
+  if (failed || ssoError) showError(failed || ssoErrorText(ssoError));
   const notice = takeNotice();
   if (notice) {
     showMessage(noticeBox, t(notice));
     onLanguageChange(() => showMessage(noticeBox, noticeBox.hidden ? "" : t(notice)));
   }
-  email.focus();
+  if (!passwordStep.hidden) email.focus();
 }

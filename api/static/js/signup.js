@@ -1,5 +1,15 @@
-// Create an account, then sign in with it and go to the account page.
-import { api, busy, errorMessage, saveSession, showMessage, startPage, t } from "./app.js";
+// Create an account, then sign in with it and go to the account page. When password sign-in
+// is off, accounts come from the company's OpenID provider: a note points to the sign-in page.
+import {
+  api,
+  busy,
+  errorMessage,
+  onLanguageChange,
+  saveSession,
+  showMessage,
+  startPage,
+  t,
+} from "./app.js";
 
 const form = document.getElementById("signup-form");
 const errorBox = document.getElementById("error");
@@ -28,5 +38,27 @@ form.addEventListener("submit", async (event) => {
   });
 });
 
+// What the service offers; without an answer, the form as always (the server still refuses).
+const methods = await api("/v1/auth/methods").catch(() => null);
+const passwordOff = methods?.password === false;
+const passwordOffText = document.getElementById("password-off-text");
+
+function showPasswordOff() {
+  passwordOffText.textContent = t("signup.password-off", {
+    provider: methods?.oidc?.display_name || t("signin.sso.provider"),
+  });
+}
+
+if (passwordOff) {
+  for (const id of ["signup-intro", "signup-form", "signin-footer"]) {
+    document.getElementById(id).hidden = true;
+  }
+  document.getElementById("password-off").hidden = false;
+}
 await startPage();
-email.focus();
+if (passwordOff) {
+  showPasswordOff();
+  onLanguageChange(showPasswordOff);
+} else {
+  email.focus();
+}

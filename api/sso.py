@@ -45,7 +45,9 @@ class FlowStateCache:
 
     async def set(self, key: str, value: str, expires: int | None = None) -> None:
         async with self._redis.guard():
-            await self._redis.client.set(self._key(key), value, ex=expires or FLOW_SECONDS)
+            # Authlib asks for an hour; a flow here lives at most FLOW_SECONDS.
+            ttl = min(expires or FLOW_SECONDS, FLOW_SECONDS)
+            await self._redis.client.set(self._key(key), value, ex=ttl)
 
     async def delete(self, key: str) -> None:
         async with self._redis.guard():

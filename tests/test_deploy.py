@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -189,3 +190,36 @@ async def test_the_image_health_check_command_works_on_a_live_server(
         assert await asyncio.to_thread(run_probe) == 0
         server.stop()
         assert await asyncio.to_thread(run_probe) != 0
+
+
+def test_the_idp_profile_runs_the_development_provider_and_an_app_signing_in_through_it(
+    compose: dict[str, Any], env_example: dict[str, str]
+) -> None:
+    """`docker compose --profile idp up`: tests/idp/server.js with dev-config.json, and the
+    app image on another port with that provider's issuer, client and audience."""
+    services = compose["services"]
+    idp, app_sso = services["idp"], services["app-sso"]
+    assert idp["profiles"] == ["idp"]
+    assert app_sso["profiles"] == ["idp"]
+    assert "profiles" not in services["app"], "plain `docker compose up` is unchanged"
+    assert "dev-config.json" in " ".join(idp["command"])
+    config = json.loads((ROOT / "tests" / "idp" / "dev-config.json").read_text())
+    assert "jwks" not in config, "no private key is committed: server.js makes one"
+    assert config["host"] == "0.0.0.0"  # noqa: S104 (inside its container)
+    host = urlsplit(config["issuer"]).hostname
+    assert host in idp["networks"]["default"]["aliases"]
+    assert app_sso["image"] == services["app"]["image"]
+    environment = service_environment(compose, "app-sso")
+    assert set(environment) <= SETTING_NAMES
+    assert environment["OIDC_ISSUER"] == config["issuer"]
+    assert environment["OIDC_AUDIENCE"] == config["audience"]
+    (client,) = config["clients"]
+    assert environment["OIDC_CLIENT_ID"] == client["client_id"]
+    assert environment["OIDC_CLIENT_SECRET"] == client["client_secret"]
+    published = app_sso["ports"][0].rsplit(":", 2)[-2]
+    assert f"http://localhost:{published}/v1/auth/oidc/callback" in client["redirect_uris"]
+    env = filled_env(env_example)
+    values = {key.lower(): interpolate(value, env) for key, value in environment.items()}
+    settings = Settings.model_validate(values)
+    assert settings.oidc_enabled
+    assert settings.environment == "development"

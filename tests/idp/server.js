@@ -4,7 +4,9 @@
 //
 // tests/idp.py writes CONFIG.json (port, issuer, private JWKs, clients, users, audience,
 // admin_token), starts this script and waits for the one line `ready` on stdout. Nothing
-// else is printed except errors, so a test's output stays readable.
+// else is printed except errors, so a test's output stays readable. For development,
+// tests/idp/dev-config.json (`docker compose --profile idp up`) has no `jwks`, so a signing
+// key is generated at start, and `"host": "0.0.0.0"` (the default is 127.0.0.1).
 //
 // What it serves:
 // - the provider's own endpoints (discovery, /auth, /token, /jwks, /me, logout);
@@ -14,8 +16,8 @@
 // - POST /__test/reload, which swaps in a provider with a new key set so tests can rotate
 //   signing keys while the server keeps listening.
 
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { fstatSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 
 // oidc-provider prints advisory notices through console.info/console.warn: "unsupported
@@ -181,7 +183,15 @@ function buildProvider(jwks) {
   return { provider, handle: provider.callback() };
 }
 
-let current = buildProvider(config.jwks);
+// A config without `jwks` (tests/idp/dev-config.json: no private key is committed) gets a
+// new RSA signing key at every start; tokens signed before a restart stop verifying.
+function generatedJwks() {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = privateKey.export({ format: 'jwk' });
+  return { keys: [{ ...jwk, kid: `dev-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' }] };
+}
+
+let current = buildProvider(config.jwks ?? generatedJwks());
 
 async function readForm(req) {
   const chunks = [];
@@ -224,7 +234,8 @@ async function interaction(req, res, uid) {
 }
 
 async function reload(req, res) {
-  if (req.headers.authorization !== `Bearer ${config.admin_token}`) {
+  // No admin_token in the config (the development provider): reloading is off.
+  if (!config.admin_token || req.headers.authorization !== `Bearer ${config.admin_token}`) {
     send(res, 401, 'unauthorized\n', 'text/plain');
     return;
   }
@@ -259,13 +270,17 @@ const server = createServer(async (req, res) => {
   }
 });
 
-server.listen(config.port, '127.0.0.1', () => {
+// Loopback unless the config says otherwise (`"host": "0.0.0.0"` in a container).
+server.listen(config.port, config.host ?? '127.0.0.1', () => {
   process.stdout.write('ready\n');
 });
 
 // The Python side stops us with SIGTERM; exit at once (no connections worth draining).
 for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
 // It also holds our stdin open without writing to it: end of input means it has gone (even
-// killed outright), and a left-over provider would only hold its port.
-process.stdin.on('end', () => process.exit(0));
-process.stdin.resume();
+// killed outright), and a left-over provider would only hold its port. Only a pipe is
+// watched: in a container or a terminal stdin is /dev/null or a TTY, and the server stays.
+if (fstatSync(0).isFIFO()) {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.resume();
+}

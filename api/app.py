@@ -15,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from api.concurrency import ConcurrencyLimitMiddleware
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import accounts, agent, auth, health, me, mfa, oidc
+from api.routes import accounts, admin, agent, auth, health, me, mfa, oidc, staff
 from api.sso import FLOW_COOKIE, FLOW_COOKIE_PATH, FLOW_SECONDS, SignInFlow, new_registry
 from api.web import install_web
 from service import metrics
@@ -38,21 +38,38 @@ class State(TypedDict):
     """What the lifespan yields; Starlette hands it to every request as `request.state`."""
 
     services: Services
-    # The browser sign-in through the customers' OpenID provider (None unless configured).
+    # The browser sign-ins through the customers' and the staff's OpenID providers (None
+    # unless configured).
     customer_sign_in: SignInFlow | None
+    staff_sign_in: SignInFlow | None
 
 
-def _customer_sign_in(settings: Settings, services: Services) -> SignInFlow | None:
-    if not (settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret):
-        return None
-    return SignInFlow(
-        new_registry(services.redis),
-        "customer",
-        issuer=settings.oidc_issuer,
-        client_id=settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret.get_secret_value(),
-        scopes=settings.oidc_scopes,
-    )
+def _sign_in_flows(settings: Settings, services: Services) -> State:
+    registry = new_registry(services.redis)
+    customer = staff = None
+    if settings.oidc_issuer and settings.oidc_client_id and settings.oidc_client_secret:
+        customer = SignInFlow(
+            registry,
+            "customer",
+            issuer=settings.oidc_issuer,
+            client_id=settings.oidc_client_id,
+            client_secret=settings.oidc_client_secret.get_secret_value(),
+            scopes=settings.oidc_scopes,
+        )
+    if (
+        settings.staff_oidc_issuer
+        and settings.staff_oidc_client_id
+        and settings.staff_oidc_client_secret
+    ):
+        staff = SignInFlow(
+            registry,
+            "staff",
+            issuer=settings.staff_oidc_issuer,
+            client_id=settings.staff_oidc_client_id,
+            client_secret=settings.staff_oidc_client_secret.get_secret_value(),
+            scopes=settings.staff_oidc_scopes,
+        )
+    return {"services": services, "customer_sign_in": customer, "staff_sign_in": staff}
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -70,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         services = await open_services(settings)
         try:
-            yield {"services": services, "customer_sign_in": _customer_sign_in(settings, services)}
+            yield _sign_in_flows(settings, services)
         finally:
             await services.close()
             metrics.mark_process_dead(os.getpid())
@@ -97,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         me.router,
         mfa.router,
         agent.router,
+        staff.router,
+        admin.router,
     ):
         app.include_router(router)
     install_web(app)
@@ -107,13 +126,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             ProblemCORSMiddleware,
             allow_origins=list(settings.cors_allow_origins),
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
             expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
             allow_credentials=False,
             max_age=600,
         )
-    if settings.oidc_issuer:
+    if settings.oidc_issuer or settings.staff_sso_enabled:
         # Only a marker binding a provider sign-in to this browser (the flow's state is in
         # Redis): signed, sent to the sign-in routes only, Lax so the provider's redirect
         # back (a top-level GET from another site) carries it.

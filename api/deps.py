@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
@@ -12,10 +12,11 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, OAuth2PasswordBearer
 
 from service.container import Services
-from service.errors import Unauthenticated
+from service.errors import Forbidden, Unauthenticated
 from service.models import Agent
 from service.sessions import Believed, SessionClaim
-from service.tokens import SESSION_TOKEN_PREFIX
+from service.staff import Role, Staff, has_role
+from service.tokens import AGENT_KEY_PREFIX, SESSION_TOKEN_PREFIX, STAFF_SESSION_PREFIX
 
 
 async def get_services(request: Request) -> Services:
@@ -40,7 +41,18 @@ _user_bearer = OAuth2PasswordBearer(
 )
 _agent_bearer = HTTPBearer(
     scheme_name="AgentKey",
-    description="An agent API key made by `support-pin agents create NAME`.",
+    description=(
+        "An API key for agent tooling (`support-pin agents create NAME`, or POST "
+        "/v1/admin/api-keys): it verifies PINs and nothing else."
+    ),
+    auto_error=False,
+)
+_staff_bearer = HTTPBearer(
+    scheme_name="StaffToken",
+    description=(
+        "A staff member's session token (POST /v1/staff/auth/token/mfa, or single sign-on). "
+        "Roles nest: agent < supervisor < admin."
+    ),
     auto_error=False,
 )
 
@@ -85,20 +97,86 @@ async def session_claim(
     return claim
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Whoever a bearer token names, for routes of staff and tooling."""
+
+    agent: Agent | None = None  # an API key, or a staff member as a verifier
+    staff: Staff | None = None
+    customer: bool = False
+
+
+async def _caller(services: Services, token: str) -> Caller:
+    """401 for no credential or a bad one; a customer is a caller too (then 403)."""
+    if token.startswith(AGENT_KEY_PREFIX):
+        agent = await services.agents.authenticate(token)
+        if agent is not None:
+            return Caller(agent=agent)
+    elif token.startswith(STAFF_SESSION_PREFIX):
+        staff = await services.staff.session(token)
+        if staff is not None:
+            return Caller(agent=staff.as_agent(), staff=staff)
+    elif token.startswith(SESSION_TOKEN_PREFIX):
+        if await services.sessions.account_for(token) is not None:
+            return Caller(customer=True)
+    elif services.oidc is not None:
+        await services.oidc.tokens.verify(token)  # `InvalidToken` if it is not the provider's
+        return Caller(customer=True)
+    raise Unauthenticated()
+
+
 async def current_agent(
     services: ServicesDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_agent_bearer)],
+    key: Annotated[HTTPAuthorizationCredentials | None, Depends(_agent_bearer)],
+    staff_token: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
 ) -> Agent:
+    """An API key, or a staff member with the `agent` role or above."""
+    credentials = key or staff_token
+    if credentials is None:
+        raise Unauthenticated()
+    caller = await _caller(services, credentials.credentials)
+    if caller.agent is None or (
+        caller.staff is not None and not has_role(caller.staff.role, "agent")
+    ):
+        raise Forbidden()
+    return caller.agent
+
+
+def staff_with(role: Role) -> Callable[..., Awaitable[Staff]]:
+    """A dependency: the signed-in staff member, who must have `role` (or a higher one)."""
+
+    async def dependency(
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+    ) -> Staff:
+        if credentials is None:
+            raise Unauthenticated()
+        caller = await _caller(services, credentials.credentials)
+        if caller.staff is None or not has_role(caller.staff.role, role):
+            raise Forbidden()
+        return caller.staff
+
+    return dependency
+
+
+async def signed_in_staff(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_staff_bearer)],
+) -> tuple[Staff, str]:
+    """The signed-in staff member (any role) and their session token."""
     if credentials is not None:
-        agent = await services.agents.authenticate(credentials.credentials)
-        if agent is not None:
-            return agent
+        staff = await services.staff.session(credentials.credentials)
+        if staff is not None:
+            return staff, credentials.credentials
     raise Unauthenticated()
 
 
 CurrentUser = Annotated[UserSession, Depends(current_user)]
 UserSessionClaim = Annotated[SessionClaim | Believed, Depends(session_claim)]
 CurrentAgent = Annotated[Agent, Depends(current_agent)]
+Supervisor = Annotated[Staff, Depends(staff_with("supervisor"))]
+Admin = Annotated[Staff, Depends(staff_with("admin"))]
+SignedInStaff = Annotated[tuple[Staff, str], Depends(signed_in_staff)]
 
 
 def forwarded_client(

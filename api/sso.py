@@ -23,7 +23,8 @@ from service.oidc import LEEWAY_SECONDS, ProviderIdentity
 from service.redis_store import RedisStore
 
 FLOW_COOKIE = "support_pin_sso"
-FLOW_COOKIE_PATH = "/v1/auth"
+# Both flows' routes: /v1/auth/oidc/… (customers) and /v1/staff/auth/oidc/… (staff).
+FLOW_COOKIE_PATH = "/v1"
 # The longest a person may spend at the provider's sign-in page.
 FLOW_SECONDS = 600
 

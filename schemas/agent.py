@@ -7,6 +7,7 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, Field
 
 from schemas.common import PrintableStr, StrictModel, UtcDatetime
+from schemas.staff import CaseRef
 
 _PIN_DIGITS = re.compile(r"^[0-9]{6,10}$")
 
@@ -37,6 +38,7 @@ class VerificationRequest(StrictModel):
 
     email: PrintableStr = Field(min_length=3, max_length=254, examples=["ada@example.com"])
     pin: PinField
+    case_ref: CaseRef | None = None
 
 
 class SubjectVerificationRequest(StrictModel):
@@ -50,6 +52,7 @@ class SubjectVerificationRequest(StrictModel):
         examples=["248289761001"],
     )
     pin: PinField
+    case_ref: CaseRef | None = None
 
 
 class VerificationOut(BaseModel):

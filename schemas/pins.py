@@ -20,7 +20,8 @@ class PinStatusOut(BaseModel):
 class PinEventOut(BaseModel):
     type: AccountVisibleEventType
     at: UtcDatetime
-    agent: str | None
+    agent: str | None = Field(description="The staff member's name, or the API key's name")
+    case_ref: str | None = Field(default=None, description="The case the check belonged to")
 
 
 class PinEventsOut(BaseModel):

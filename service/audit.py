@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
+
 from service.errors import Unavailable
 from service.logs import request_id_var
 from service.models import ACCOUNT_VISIBLE_EVENTS, AccountEvent, AuditEvent
@@ -182,7 +184,14 @@ class AuditLog:
             rows = await sql.account_events(
                 conn, account_id, [t.value for t in ACCOUNT_VISIBLE_EVENTS], limit
             )
-        return [AccountEvent(row["type"], row["occurred_at"], row["agent_name"]) for row in rows]
+        return [
+            AccountEvent(row["type"], row["occurred_at"], row["agent_name"], row["case_ref"])
+            for row in rows
+        ]
+
+    async def search(self, query: sql.AuditQuery, limit: int) -> list[asyncpg.Record]:
+        async with self._db.connection() as conn:
+            return await sql.search(conn, query, limit)
 
 
 def _rows(events: tuple[AuditEvent, ...]) -> list[sql.EventRow]:
@@ -198,6 +207,9 @@ def _rows(events: tuple[AuditEvent, ...]) -> list[sql.EventRow]:
             agent_name=event.agent.name if event.agent else None,
             reason=event.reason,
             request_id=request_id,
+            actor=event.actor or (event.agent.actor if event.agent else None),
+            case_ref=event.case_ref,
+            target=event.target,
         )
         for event in events
     ]

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from service.embedded import EmbeddedStores, start_embedded
 from service.logs import configure_logging
 from service.settings import Settings
+from service.staff import ROLES
 
 log = logging.getLogger("support_pin.cli")
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_AGENT = "demo-agent"
+DEMO_ADMIN = "admin@example.com"
 # Connections the kernel queues for the server to accept.
 LISTEN_BACKLOG = 2048
 
@@ -63,7 +65,8 @@ async def _migrate(settings: Settings) -> list[int]:
 async def _ensure_demo(settings: Settings) -> None:
     """On an embedded store's first start: a demo account and agent, credentials printed once."""
     from service.container import open_services
-    from service.errors import AgentExists, EmailTaken
+    from service.errors import AgentExists, EmailTaken, StaffExists
+    from service.staff import setup_url
 
     services = await open_services(settings)
     try:
@@ -76,12 +79,19 @@ async def _ensure_demo(settings: Settings) -> None:
             _, key = await services.agents.create(DEMO_AGENT)
         except AgentExists:
             key = "(exists already)"
+        try:
+            admin = await services.staff.add(DEMO_ADMIN, "Demo Admin", "admin", actor="cli")
+            admin_link = setup_url(settings.public_url, admin.setup_token)
+        except StaffExists:
+            admin_link = "(exists already)"
         print(
-            "\nFirst start: created a demo account and a demo agent (shown only this once)\n"
+            "\nFirst start: created a demo account, a demo API key and a demo admin "
+            "(shown only this once)\n"
             f"  account email:    {DEMO_EMAIL}\n"
             f"  account password: {password}\n"
-            f"  agent name:       {DEMO_AGENT}\n"
-            f"  agent API key:    {key}\n",
+            f"  API key name:     {DEMO_AGENT}\n"
+            f"  API key:          {key}\n"
+            f"  admin {DEMO_ADMIN} sets up here (24 hours): {admin_link}\n",
             file=sys.stderr,
         )
     finally:
@@ -261,7 +271,11 @@ async def _with_agents(action: str, name: str) -> int:
     services = await open_services(settings)
     try:
         if action == "create":
-            agent, key = await services.agents.create(name)
+            try:
+                agent, key = await services.agents.create(name)
+            except ValueError as exc:
+                print(f"error: invalid agent name: {exc}", file=sys.stderr)
+                return 2
             print(f"created agent {agent.name!r}; its API key, shown only now:")
             print(key)
         elif action == "list":
@@ -292,6 +306,66 @@ def _agents(args: argparse.Namespace) -> int:
             embedded.stop()
 
 
+async def _with_staff(args: argparse.Namespace, settings: Settings) -> int:
+    from service.accounts import normalize_email
+    from service.container import open_services
+    from service.errors import ServiceError
+    from service.staff import setup_url
+
+    services = await open_services(settings)
+    try:
+        if args.action == "add":
+            added = await services.staff.add(
+                normalize_email(args.email), args.name, args.role, actor="cli"
+            )
+            print(
+                f"added {added.staff.email} ({added.staff.role}); their set-up link, single "
+                "use and valid 24 hours, shown only now:"
+            )
+            print(setup_url(settings.public_url, added.setup_token))
+            return 0
+        if args.action == "list":
+            for staff in await services.staff.list():
+                state = "disabled" if staff.disabled else "active"
+                print(f"{staff.email}\t{staff.name}\t{staff.role}\t{staff.source}\t{state}")
+            return 0
+        found = await services.staff.by_email(normalize_email(args.email))
+        if found is None:
+            print(f"error: no staff member {args.email!r}", file=sys.stderr)
+            return 1
+        if args.action == "disable":
+            await services.staff.update(found.id, disabled=True, actor="cli")
+            print(f"disabled {found.email}; their sessions have ended")
+        elif args.action == "enable":
+            await services.staff.update(found.id, disabled=False, actor="cli")
+            print(f"enabled {found.email}")
+        elif args.action == "role":
+            await services.staff.update(found.id, role=args.role, actor="cli")
+            print(f"{found.email} is now {args.role}; their sessions have ended")
+    except ServiceError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    finally:
+        await services.close()
+    return 0
+
+
+def _staff(args: argparse.Namespace) -> int:
+    settings, embedded = _settings_with_stores()
+    try:
+        asyncio.run(_migrate(settings))
+        return asyncio.run(_with_staff(args, settings))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _staff_name(value: str) -> str:
+    if not 1 <= len(value) <= 100 or not value.isprintable():
+        raise argparse.ArgumentTypeError("1 to 100 printable characters")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="support-pin", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -317,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = agent_commands.add_parser("revoke", help="revoke an agent's key at once")
     revoke.add_argument("name")
     agents.set_defaults(func=_agents)
+
+    staff = commands.add_parser("staff", help="manage support staff (people with a role)")
+    staff_commands = staff.add_subparsers(dest="action", required=True)
+    add = staff_commands.add_parser("add", help="add a staff member; prints their set-up link")
+    add.add_argument("email")
+    add.add_argument("--name", required=True, type=_staff_name)
+    add.add_argument("--role", required=True, choices=ROLES)
+    staff_commands.add_parser("list", help="list staff")
+    for action, text in (("disable", "disable (ends their sessions)"), ("enable", "enable")):
+        staff_commands.add_parser(action, help=text).add_argument("email")
+    role = staff_commands.add_parser("role", help="change a role (ends their sessions)")
+    role.add_argument("email")
+    role.add_argument("role", choices=ROLES)
+    staff.set_defaults(func=_staff)
     return parser
 
 

@@ -27,6 +27,7 @@ from service.pins import PinService
 from service.redis_store import Keys, RedisStore, make_client
 from service.sessions import SessionStore
 from service.settings import RATE_LIMIT_NAMES, Settings
+from service.staff import StaffService
 from service.verifications import VerificationService
 
 
@@ -44,6 +45,8 @@ class Services:
     verifications: VerificationService
     mfa: MfaService
     devices: DeviceCookies
+    staff: StaffService
+    sign_in_codes: SignInCodes
     # The customers' OpenID Connect provider (None unless OIDC_ISSUER is set).
     oidc: CustomerProvider | None = None
 
@@ -87,7 +90,8 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(db)
     keys = settings.keys
-    accounts = AccountService(db, PasswordHasher(settings.password_hash_concurrency))
+    hasher = PasswordHasher(settings.password_hash_concurrency)
+    accounts = AccountService(db, hasher)
     sessions = SessionStore(redis, keys.session, settings.session_ttl_seconds)
     limits = RateLimiter(
         redis,
@@ -120,7 +124,6 @@ async def open_services(settings: Settings) -> Services:
             keys=provider_keys,
             tokens=AccessTokens(provider_keys, settings.oidc_token_audience),
             accounts=LinkedAccounts(db, provider_keys.issuer),
-            codes=SignInCodes(redis, keys.sign_in_flow, sessions),
             http=http,
         )
     return Services(
@@ -134,7 +137,7 @@ async def open_services(settings: Settings) -> Services:
         pins=pins,
         limits=limits,
         verifications=VerificationService(
-            limits, accounts, pins, oidc.accounts if oidc is not None else None
+            limits, accounts, pins, audit, oidc.accounts if oidc is not None else None
         ),
         devices=DeviceCookies(keys.device),
         mfa=MfaService(
@@ -150,6 +153,23 @@ async def open_services(settings: Settings) -> Services:
             token_ttl_seconds=settings.mfa_token_ttl_seconds,
             token_max_attempts=settings.mfa_token_max_attempts,
             account_max_failures=settings.mfa_account_max_failures,
+            lock_seconds=settings.mfa_lock_seconds,
+        ),
+        sign_in_codes=SignInCodes(redis, keys.sign_in_flow),
+        staff=StaffService(
+            db,
+            redis,
+            audit,
+            hasher,
+            session_key=keys.staff_session,
+            setup_key=keys.staff_setup,
+            mfa_token_key=keys.staff_mfa_token,
+            totp_key=keys.totp,
+            session_ttl_seconds=settings.staff_session_ttl_seconds,
+            totp_issuer=settings.mfa_totp_issuer,
+            token_ttl_seconds=settings.mfa_token_ttl_seconds,
+            token_max_attempts=settings.mfa_token_max_attempts,
+            max_failures=settings.mfa_account_max_failures,
             lock_seconds=settings.mfa_lock_seconds,
         ),
         oidc=oidc,

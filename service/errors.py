@@ -120,6 +120,27 @@ class AgentExists(ServiceError):
     detail = "An agent with this name already exists."
 
 
+class StaffExists(ServiceError):
+    status = 409
+    code = "staff_exists"
+    title = "Staff member already exists"
+    detail = "A staff member with this email already exists."
+
+
+class LastAdmin(ServiceError):
+    status = 409
+    code = "last_admin"
+    title = "The last admin"
+    detail = "This is the last active admin: make another admin first."
+
+
+class NotStaff(ServiceError):
+    status = 403
+    code = "not_staff"
+    title = "Not support staff"
+    detail = "Your account at the company's identity provider has no support role here."
+
+
 class RetryLater(ServiceError):
     """A refusal that ends by itself: answered with `Retry-After` (whole seconds, at least 1)."""
 

@@ -24,6 +24,9 @@ class DerivedKeys:
     recovery_code: bytes
     device: bytes
     sign_in_flow: bytes
+    staff_session: bytes
+    staff_setup: bytes
+    staff_mfa_token: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -36,6 +39,9 @@ class DerivedKeys:
             recovery_code=_derive(secret, b"support-pin/recovery-code-hmac/v1"),
             device=_derive(secret, b"support-pin/device-cookie-hmac/v1"),
             sign_in_flow=_derive(secret, b"support-pin/sign-in-flow-hmac/v1"),
+            staff_session=_derive(secret, b"support-pin/staff-session-hmac/v1"),
+            staff_setup=_derive(secret, b"support-pin/staff-setup-hmac/v1"),
+            staff_mfa_token=_derive(secret, b"support-pin/staff-mfa-token-hmac/v1"),
         )
 
     def __repr__(self) -> str:

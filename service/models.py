@@ -20,8 +20,16 @@ class Account:
 
 @dataclass(frozen=True)
 class Agent:
+    """Whoever verifies PINs: an API key of tooling, or a staff member signed in."""
+
     id: UUID
-    name: str
+    name: str  # what the customer's events show
+    # The audit log's actor: a staff member's email; None for an API key (`key:<name>`).
+    staff_email: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return self.staff_email if self.staff_email is not None else f"key:{self.name}"
 
 
 class EventType(StrEnum):
@@ -41,6 +49,15 @@ class EventType(StrEnum):
     RECOVERY_CODES_REGENERATED = "recovery_codes_regenerated"
     MFA_FAILED = "mfa_failed"  # a wrong second-factor code (reason: sign_in or disable)
     MFA_LOCKED = "mfa_locked"  # too many wrong codes: second-factor sign-in refused a while
+    # Administration (actor: the staff member, or `cli`).
+    STAFF_ADDED = "staff_added"
+    STAFF_ROLE_CHANGED = "staff_role_changed"
+    STAFF_DISABLED = "staff_disabled"
+    STAFF_ENABLED = "staff_enabled"
+    STAFF_SIGNED_IN = "staff_signed_in"
+    API_KEY_CREATED = "api_key_created"
+    API_KEY_REVOKED = "api_key_revoked"
+    ACCOUNT_UNLOCKED = "account_unlocked"
 
 
 # What an account holder sees of the audit log (the events list on the account page).
@@ -67,6 +84,11 @@ class AuditEvent:
     account_id: UUID | None = None
     agent: Agent | None = None
     reason: str | None = None
+    # Who acted when not `agent` (an administrator's email, or `cli`).
+    actor: str | None = None
+    case_ref: str | None = None
+    # What an administrative action was done to (a staff email, a key's name, an address).
+    target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,3 +96,4 @@ class AccountEvent:
     type: str
     at: datetime
     agent: str | None
+    case_ref: str | None = None

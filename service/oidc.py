@@ -31,7 +31,6 @@ from service.keys import keyed_digest
 from service.persistence import identities as sql
 from service.persistence.db import Database
 from service.redis_store import RedisStore
-from service.sessions import MFA_MARK, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -240,45 +239,46 @@ def _usable_email(identity: ProviderIdentity) -> str | None:
 
 
 @dataclass(frozen=True)
-class SignedIn:
-    token: str
+class Redeemed:
+    payload: bytes
     next_path: str
 
 
 class SignInCodes:
     """One-time codes that carry a finished provider sign-in from the callback to the page,
-    so the session token never appears in a URL: single use, 60 s, and only the code's keyed
-    digest is stored (with the account, whether a second factor was used, and where to go)."""
+    so no session token ever appears in a URL: single use, 60 s, and only the code's keyed
+    digest is stored, with what the sign-in established (`payload`) and where to go."""
 
     TTL_SECONDS = 60
 
-    def __init__(self, redis: RedisStore, key: bytes, sessions: SessionStore) -> None:
+    def __init__(self, redis: RedisStore, key: bytes) -> None:
         self._redis = redis
         self._key = key
-        self._sessions = sessions
 
     def _redis_key(self, code: str) -> str:
         return self._redis.keys.sign_in_code(keyed_digest(self._key, code).hex())
 
-    async def issue(self, account_id: UUID, *, mfa: bool, next_path: str) -> str:
+    async def issue(self, kind: bytes, payload: bytes, next_path: str) -> str:
         code = secrets.token_urlsafe(32)
-        value = account_id.bytes + (MFA_MARK if mfa else b"-") + next_path.encode()
+        value = kind + b"|" + payload + b"|" + next_path.encode()
         async with self._redis.guard():
             await self._redis.client.set(self._redis_key(code), value, ex=self.TTL_SECONDS)
         return code
 
-    async def redeem(self, code: str) -> SignedIn:
-        """A new session for the code's sign-in; `OidcFailed` for an unknown, used or
-        expired code."""
+    async def redeem(self, kind: bytes, code: str) -> Redeemed:
+        """What the code's sign-in established; `OidcFailed` for an unknown, used or expired
+        code, or one of another kind (a customer's code is no staff sign-in)."""
         if not 20 <= len(code) <= 64:
             raise OidcFailed("code")
         async with self._redis.guard():
             value = await self._redis.client.getdel(self._redis_key(code))
-        if not isinstance(value, bytes) or len(value) < 17:
+        if not isinstance(value, bytes):
             raise OidcFailed("code")
-        account_id = UUID(bytes=value[:16])
-        token = await self._sessions.create(account_id, mfa=value[16:17] == MFA_MARK)
-        return SignedIn(token, value[17:].decode())
+        found_kind, _, rest = value.partition(b"|")
+        payload, _, next_path = rest.rpartition(b"|")
+        if found_kind != kind or not payload:
+            raise OidcFailed("code")
+        return Redeemed(payload, next_path.decode())
 
 
 @dataclass
@@ -288,7 +288,6 @@ class CustomerProvider:
     keys: ProviderKeys
     tokens: AccessTokens
     accounts: LinkedAccounts
-    codes: SignInCodes
     http: httpx2.AsyncClient
 
     async def account_for_token(self, token: str) -> tuple[UUID, bool]:

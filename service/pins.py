@@ -180,8 +180,22 @@ class PinService:
             snapshot=revoked,
         )
 
+    async def unlock(self, subject: str) -> None:
+        """End a verification subject's lock and forget its failures (an administrator's
+        decision; the PIN itself, if any, is left as it is)."""
+        _, failures, lock = self._keys.pin_state_of(subject)
+        async with self._redis.guard(), self._redis.client.pipeline(transaction=False) as pipe:
+            pipe.delete(failures)
+            pipe.delete(lock)
+            await pipe.execute()
+
     async def check(
-        self, account_id: UUID | None, email: str, pin: str, agent: Agent
+        self,
+        account_id: UUID | None,
+        email: str,
+        pin: str,
+        agent: Agent,
+        case_ref: str | None = None,
     ) -> Verification:
         """For `email` (normalized): count the account's verification limit (`RateLimited`
         when over), then check `pin` against the account under discussion and consume it if
@@ -210,25 +224,41 @@ class PinService:
         if account_id is None:
             # No PIN is ever stored under an unknown address's keys: never 'valid'.
             await self._audit.record(
-                AuditEvent(EventType.VERIFY_FAILED, None, agent, reason="unknown_account")
+                AuditEvent(
+                    EventType.VERIFY_FAILED,
+                    None,
+                    agent,
+                    reason="unknown_account",
+                    case_ref=case_ref,
+                    target=email,  # for an administrator's search; never shown to callers
+                )
             )
             metrics.count_verification("invalid")
             return Verification(valid=False, account_id=None, verified_at=None)
-        return await self._conclude(account_id, outcome, reply[1:], agent)
+        return await self._conclude(account_id, outcome, reply[1:], agent, case_ref)
 
     async def _conclude(
-        self, account_id: UUID, outcome: str, state: list[Any], agent: Agent
+        self,
+        account_id: UUID,
+        outcome: str,
+        state: list[Any],
+        agent: Agent,
+        case_ref: str | None,
     ) -> Verification:
         """Audit a check's outcome (undoing its change if PostgreSQL refuses the rows), count
         it, and answer."""
         before = _Snapshot.from_reply(state[0:3])
         failures, failures_pttl = state[3], int(state[4])
         if outcome == "valid":
-            events = [AuditEvent(EventType.VERIFIED, account_id, agent)]
+            events = [AuditEvent(EventType.VERIFIED, account_id, agent, case_ref=case_ref)]
         else:
-            events = [AuditEvent(EventType.VERIFY_FAILED, account_id, agent, reason=outcome)]
+            events = [
+                AuditEvent(
+                    EventType.VERIFY_FAILED, account_id, agent, reason=outcome, case_ref=case_ref
+                )
+            ]
             if outcome == "locked":
-                events.append(AuditEvent(EventType.LOCKED, account_id, agent))
+                events.append(AuditEvent(EventType.LOCKED, account_id, agent, case_ref=case_ref))
         evaluated = outcome != "locked_out"
         at = await self._record_or_restore(
             events,

@@ -103,6 +103,10 @@ class Keys:
         """The one-time code that carries a finished provider sign-in to the page (60 s)."""
         return f"{self.prefix}oidccode:{digest}"
 
+    def staff_session(self, digest: str) -> str:
+        """A staff member's session: their id and session epoch, with the session's TTL."""
+        return f"{self.prefix}staffsess:{digest}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

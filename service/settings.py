@@ -95,6 +95,23 @@ class Settings(BaseSettings):
     # False: sign-up and the password grant are refused; the pages offer the provider only.
     password_signin: bool = True
 
+    # Support staff (docs/operations.md#staff). Their sessions end after at most 8 hours.
+    staff_session_ttl_seconds: int = Field(default=8 * 3600, ge=300, le=8 * 3600)
+    # Staff single sign-on through the company's workforce provider; on when all three are set.
+    staff_oidc_issuer: str | None = None
+    staff_oidc_client_id: str | None = None
+    staff_oidc_client_secret: SecretStr | None = None
+    staff_oidc_scopes: str = "openid email profile"
+    # The ID token claim that lists the person's groups, and which group gives which role
+    # (JSON, e.g. {"support-agents": "agent", "support-admins": "admin"}); highest role wins.
+    staff_oidc_roles_claim: str = Field(default="groups", min_length=1, max_length=128)
+    staff_oidc_role_map: dict[str, Literal["agent", "supervisor", "admin"]] = Field(
+        default_factory=dict
+    )
+    staff_oidc_display_name: str = Field(default="single sign-on", min_length=1, max_length=64)
+    # Where people reach this service (set-up links printed by the CLI point here).
+    public_url: str = Field(default="http://localhost:8000", pattern=r"^https?://[^\s/?#]+$")
+
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # The HTTP edge `support-pin serve` enforces: the largest request head, the seconds a
@@ -186,7 +203,7 @@ class Settings(BaseSettings):
             raise ValueError("MFA_TOTP_ISSUER must not contain ':' or surrounding spaces")
         return value
 
-    @field_validator("oidc_issuer")
+    @field_validator("oidc_issuer", "staff_oidc_issuer")
     @classmethod
     def _issuer_is_a_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
@@ -200,15 +217,27 @@ class Settings(BaseSettings):
                 raise ValueError("SECRET_KEY must be set to a random value in production")
             if not self.database_url or not self.redis_url:
                 raise ValueError("DATABASE_URL and REDIS_URL must be set in production")
-            if self.oidc_issuer and not self.oidc_issuer.startswith("https://"):
-                raise ValueError("OIDC_ISSUER must be an https URL in production")
+            for name in ("oidc_issuer", "staff_oidc_issuer"):
+                issuer = getattr(self, name)
+                if issuer and not issuer.startswith("https://"):
+                    raise ValueError(f"{name.upper()} must be an https URL in production")
         if self.oidc_issuer and not (self.oidc_client_id and self.oidc_client_secret):
             raise ValueError("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        if self.staff_oidc_issuer and not self.staff_sso_enabled:
+            raise ValueError(
+                "STAFF_OIDC_ISSUER needs STAFF_OIDC_CLIENT_ID and STAFF_OIDC_CLIENT_SECRET"
+            )
         if not self.password_signin and not self.oidc_issuer:
             raise ValueError("PASSWORD_SIGNIN=false needs OIDC_ISSUER: nobody could sign in")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self
+
+    @property
+    def staff_sso_enabled(self) -> bool:
+        return bool(
+            self.staff_oidc_issuer and self.staff_oidc_client_id and self.staff_oidc_client_secret
+        )
 
     @property
     def oidc_enabled(self) -> bool:

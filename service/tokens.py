@@ -8,6 +8,9 @@ import secrets
 SESSION_TOKEN_PREFIX = "sps_"  # noqa: S105 (a prefix, not a secret): lets secret scanners spot leaks
 AGENT_KEY_PREFIX = "spa_"
 MFA_TOKEN_PREFIX = "spm_"  # noqa: S105
+STAFF_SESSION_PREFIX = "sss_"
+STAFF_SETUP_PREFIX = "sst_"
+STAFF_MFA_TOKEN_PREFIX = "ssm_"  # noqa: S105 (a prefix): a staff sign-in's second step
 
 
 def new_token(prefix: str) -> str:

@@ -15,9 +15,12 @@ async def test_verification_needs_an_agent_key(h: Harness) -> None:
     email, user = await h.user()
     pin = await h.issue_pin(user)
     body = {"email": email, "pin": pin}
-    for headers in [{}, user, {"Authorization": "Bearer spa_unknown"}]:
+    for headers in [{}, {"Authorization": "Bearer spa_unknown"}]:
         response = await h.client.post("/v1/agent/verifications", headers=headers, json=body)
         assert_problem(response, 401, "unauthenticated")
+    # A signed-in customer is someone, without the role: 403.
+    response = await h.client.post("/v1/agent/verifications", headers=user, json=body)
+    assert_problem(response, 403, "forbidden")
     # The refused attempts did not touch the PIN.
     _, agent = await h.agent()
     assert (await h.verify(agent, email, pin))["valid"] is True

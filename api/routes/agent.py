@@ -13,7 +13,11 @@ router = APIRouter(prefix="/v1/agent", tags=["agent"])
     "/verifications",
     summary="Verify a caller's support PIN against the account being discussed",
     response_model=VerificationOut,
-    responses=problem_responses(400, 401, 413, 422, 429, 503),
+    description=(
+        "For agent tooling with an API key, and for staff with the `agent` role or above. "
+        "`case_ref` (optional) is kept in the audit log and shown to the customer."
+    ),
+    responses=problem_responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def create_verification(
     body: VerificationRequest | SubjectVerificationRequest,
@@ -21,9 +25,13 @@ async def create_verification(
     services: ServicesDep,
 ) -> VerificationOut:
     if isinstance(body, SubjectVerificationRequest):
-        checked = await services.verifications.verify_pin_by_subject(agent, body.subject, body.pin)
+        checked = await services.verifications.verify_pin_by_subject(
+            agent, body.subject, body.pin, body.case_ref
+        )
     else:
-        checked = await services.verifications.verify_pin(agent, body.email, body.pin)
+        checked = await services.verifications.verify_pin(
+            agent, body.email, body.pin, body.case_ref
+        )
     result = checked.verification
     return VerificationOut(
         valid=result.valid,

@@ -68,4 +68,8 @@ async def list_support_pin_events(
     limit: Annotated[int, Query(ge=1, le=200, description="How many events, newest first")] = 50,
 ) -> PinEventsOut:
     events = await services.audit.account_events(user.account_id, limit)
-    return PinEventsOut(events=[PinEventOut(type=e.type, at=e.at, agent=e.agent) for e in events])
+    return PinEventsOut(
+        events=[
+            PinEventOut(type=e.type, at=e.at, agent=e.agent, case_ref=e.case_ref) for e in events
+        ]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 from urllib.parse import quote
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse
@@ -21,6 +22,10 @@ from schemas.auth import (
 from service.container import Services
 from service.errors import OidcFailed, OidcNotConfigured
 from service.oidc import CustomerProvider
+from service.sessions import MFA_MARK
+
+# What a one-time sign-in code carries: a customer's account (this) or a staff member.
+CUSTOMER_CODE = b"customer"
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -103,7 +108,8 @@ async def oidc_callback(request: Request, services: ServicesDep) -> RedirectResp
         return _to_sign_in_page(f"sso_error={quote(failure.reason)}")
     identity = finished.identity
     account_id = await provider.accounts.account_for(identity)
-    code = await provider.codes.issue(account_id, mfa=identity.mfa, next_path=finished.next_path)
+    proof = account_id.bytes + (MFA_MARK if identity.mfa else b"-")
+    code = await services.sign_in_codes.issue(CUSTOMER_CODE, proof, finished.next_path)
     return _to_sign_in_page(f"sso={code}")
 
 
@@ -124,10 +130,10 @@ def _to_sign_in_page(fragment: str) -> RedirectResponse:
     responses=problem_responses(400, 404, 413, 422, 503),
 )
 async def oidc_token(body: SignInCodeIn, request: Request, services: ServicesDep) -> SignedInOut:
-    provider, _ = _provider(services, request)
-    signed_in = await provider.codes.redeem(body.code)
+    _provider(services, request)
+    redeemed = await services.sign_in_codes.redeem(CUSTOMER_CODE, body.code)
+    account_id = UUID(bytes=redeemed.payload[:16])
+    token = await services.sessions.create(account_id, mfa=redeemed.payload[16:] == MFA_MARK)
     return SignedInOut(
-        access_token=signed_in.token,
-        expires_in=services.sessions.ttl_seconds,
-        next=signed_in.next_path,
+        access_token=token, expires_in=services.sessions.ttl_seconds, next=redeemed.next_path
     )

@@ -18,15 +18,19 @@ from service.persistence.db import Connection
 _INSERT_MANY = """
 WITH inserted AS (
     INSERT INTO audit_events
-        (event_id, type, account_id, agent_id, agent_name, reason, request_id)
-    SELECT e.event_id, e.type, e.account_id, e.agent_id, e.agent_name, e.reason, e.request_id
+        (event_id, type, account_id, agent_id, agent_name, reason, request_id, actor,
+         case_ref, target)
+    SELECT e.event_id, e.type, e.account_id, e.agent_id, e.agent_name, e.reason, e.request_id,
+           e.actor, e.case_ref, e.target
     FROM ROWS FROM (
             jsonb_to_recordset($1::jsonb) AS (
                 event_id uuid, type text, account_id uuid, agent_id uuid,
-                agent_name text, reason text, request_id text
+                agent_name text, reason text, request_id text, actor text, case_ref text,
+                target text
             )
         ) WITH ORDINALITY
-        AS e(event_id, type, account_id, agent_id, agent_name, reason, request_id, n)
+        AS e(event_id, type, account_id, agent_id, agent_name, reason, request_id, actor,
+             case_ref, target, n)
     ORDER BY e.n
     RETURNING id, occurred_at
 )
@@ -43,6 +47,9 @@ class EventRow:
     agent_name: str | None
     reason: str | None
     request_id: str | None
+    actor: str | None
+    case_ref: str | None
+    target: str | None
 
 
 async def insert_events(conn: Connection, rows: Sequence[EventRow]) -> list[datetime]:
@@ -58,7 +65,7 @@ async def account_events(
     conn: Connection, account_id: UUID, types: Sequence[str], limit: int
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT type, occurred_at, agent_name FROM audit_events e
+        """SELECT type, occurred_at, agent_name, case_ref FROM audit_events e
            WHERE account_id = $1 AND type = ANY($2::text[])
              AND NOT EXISTS (SELECT 1 FROM audit_voids v WHERE v.event_id = e.event_id)
            ORDER BY id DESC LIMIT $3""",
@@ -74,4 +81,47 @@ async def void_events(conn: Connection, event_ids: Sequence[UUID]) -> None:
         """INSERT INTO audit_voids (event_id) SELECT unnest($1::uuid[])
            ON CONFLICT (event_id) DO NOTHING""",
         list(event_ids),
+    )
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    email: str | None = None
+    actor: str | None = None
+    type: str | None = None
+    case_ref: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before_id: int | None = None  # the cursor: rows older than this one
+
+
+async def search(conn: Connection, query: AuditQuery, limit: int) -> list[asyncpg.Record]:
+    """Audit rows matching every filter given, newest first, voided rows left out. `email`
+    finds the account's rows and administrative actions done to that address."""
+    return await conn.fetch(
+        """SELECT e.id, e.occurred_at, e.type, a.email AS account_email,
+                  coalesce(e.actor, CASE WHEN e.agent_name IS NOT NULL
+                                         THEN 'key:' || e.agent_name END) AS actor,
+                  e.case_ref, e.reason, e.request_id, e.target
+           FROM audit_events e LEFT JOIN accounts a ON a.id = e.account_id
+           WHERE ($1::text IS NULL
+                  OR e.account_id = (SELECT id FROM accounts WHERE email = $1)
+                  OR e.target = $1)
+             AND ($2::text IS NULL OR e.actor = $2
+                  OR (e.actor IS NULL AND 'key:' || e.agent_name = $2))
+             AND ($3::text IS NULL OR e.type = $3)
+             AND ($4::text IS NULL OR e.case_ref = $4)
+             AND ($5::timestamptz IS NULL OR e.occurred_at >= $5)
+             AND ($6::timestamptz IS NULL OR e.occurred_at < $6)
+             AND ($7::bigint IS NULL OR e.id < $7)
+             AND NOT EXISTS (SELECT 1 FROM audit_voids v WHERE v.event_id = e.event_id)
+           ORDER BY e.id DESC LIMIT $8""",
+        query.email,
+        query.actor,
+        query.type,
+        query.case_ref,
+        query.since,
+        query.until,
+        query.before_id,
+        limit,
     )

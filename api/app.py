@@ -15,7 +15,20 @@ from starlette.middleware.sessions import SessionMiddleware
 from api.concurrency import ConcurrencyLimitMiddleware
 from api.middleware import BodyLimitMiddleware, ProblemCORSMiddleware, RequestContextMiddleware
 from api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from api.routes import accounts, admin, agent, auth, health, me, mfa, oidc, staff
+from api.routes import (
+    accounts,
+    admin,
+    agent,
+    auth,
+    confirmations,
+    health,
+    me,
+    mfa,
+    oidc,
+    report,
+    staff,
+    stream,
+)
 from api.sso import FLOW_COOKIE, FLOW_COOKIE_PATH, FLOW_SECONDS, SignInFlow, new_registry
 from api.web import install_web
 from service import metrics
@@ -86,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[State]:
         services = await open_services(settings)
+        services.notices.start()  # every instance delivers notices (safe with many)
         try:
             yield _sign_in_flows(settings, services)
         finally:
@@ -112,8 +126,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         auth.router,
         oidc.router,
         me.router,
+        stream.router,
         mfa.router,
         agent.router,
+        confirmations.agent_router,
+        confirmations.me_router,
+        report.router,
         staff.router,
         admin.router,
     ):

@@ -12,6 +12,7 @@ from service.password_policy import check_new_password
 from service.passwords import PasswordHasher
 from service.persistence import accounts as sql
 from service.persistence.db import Database
+from service.persistence.notices import set_language
 
 
 def normalize_email(email: str) -> str:
@@ -84,3 +85,21 @@ class AccountService:
             return None  # PostgreSQL refuses NUL and lone surrogates; no account has them
         async with self._db.connection() as conn:
             return await sql.account_id_by_email(conn, normalize_email(email))
+
+    async def remember_language(self, account_id: UUID, accept_language: str | None) -> None:
+        """The language of the account's last sign-in (its notices are written in it)."""
+        language = pick_language(accept_language)
+        async with self._db.connection() as conn:
+            await set_language(conn, account_id, language)
+
+
+LANGUAGES = ("en", "sv")
+
+
+def pick_language(accept_language: str | None) -> str:
+    """The first of our languages the Accept-Language header names; English otherwise."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";", 1)[0].strip().lower()[:2]
+        if tag in LANGUAGES:
+            return tag
+    return "en"

@@ -49,8 +49,17 @@ class _Waiter:
 
 
 class AuditLog:
-    def __init__(self, db: Database, *, max_batch_rows: int = MAX_BATCH_ROWS) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch_rows: int = MAX_BATCH_ROWS,
+        notices: sql.NoticeRule | None = None,
+        on_notice: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
+        self._notices = notices or sql.NoticeRule()
+        self._on_notice = on_notice
         self._max_batch_rows = max_batch_rows
         self._queue: deque[_Waiter] = deque()
         self._writer: asyncio.Task[None] | None = None
@@ -83,7 +92,9 @@ class AuditLog:
     async def insert(self, conn: Connection, *events: AuditEvent) -> datetime:
         """Write the events inside the caller's transaction (they commit, or roll back, with
         the change they describe); returns the first one's timestamp."""
-        stamps = await sql.insert_events(conn, _rows(events))
+        rows = _rows(events)
+        stamps = await sql.insert_events(conn, rows, self._notices)
+        self._noticed(rows)  # early: the transaction may still roll back (then none is due)
         return stamps[0]
 
     async def _write_queued(self) -> None:
@@ -103,7 +114,7 @@ class AuditLog:
         rows = [row for waiter in batch for row in waiter.rows]
 
         async def write(conn: Connection) -> list[datetime]:
-            return await sql.insert_events(conn, rows)
+            return await sql.insert_events(conn, rows, self._notices)
 
         try:
             # One INSERT for the batch: committed as a whole or not at all.
@@ -133,6 +144,14 @@ class AuditLog:
             if not waiter.done.done():
                 waiter.done.set_result(stamps[at])
             at += len(waiter.rows)
+        self._noticed(rows)
+
+    def _noticed(self, rows: list[sql.EventRow]) -> None:
+        """Tell the delivery worker when committed rows came with notices."""
+        if self._on_notice is not None and any(
+            row.account_id is not None and row.type in self._notices.types for row in rows
+        ):
+            self._on_notice()
 
     def _void_later(self, rows: list[sql.EventRow]) -> None:
         """Void these rows once the database answers (they may have committed)."""

@@ -307,17 +307,25 @@ def _agents(args: argparse.Namespace) -> int:
 
 
 async def _with_staff(args: argparse.Namespace, settings: Settings) -> int:
+    from service import emails
     from service.accounts import normalize_email
     from service.container import open_services
     from service.errors import ServiceError
     from service.staff import setup_url
 
+    email = ""
+    if args.action == "add":
+        # The strict spelling, as POST /v1/admin/staff takes it (the lookup's lenient one
+        # would store any text, or fail on the table's check with a traceback).
+        try:
+            email = emails.normalize_email(args.email)
+        except emails.InvalidEmailAddress as exc:
+            print(f"error: invalid email: {exc}", file=sys.stderr)
+            return 2
     services = await open_services(settings)
     try:
         if args.action == "add":
-            added = await services.staff.add(
-                normalize_email(args.email), args.name, args.role, actor="cli"
-            )
+            added = await services.staff.add(email, args.name, args.role, actor="cli")
             print(
                 f"added {added.staff.email} ({added.staff.role}); their set-up link, single "
                 "use and valid 24 hours, shown only now:"

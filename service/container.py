@@ -6,14 +6,18 @@ import asyncio
 from dataclasses import dataclass
 
 import httpx2
+from redis.asyncio import Redis
 
 from service import metrics
 from service.accounts import AccountService
 from service.agents import AgentService
 from service.audit import AuditLog
+from service.confirmations import ConfirmationService
 from service.devices import DeviceCookies
+from service.events import EventBus
 from service.limits import Limit, RateLimiter
 from service.mfa import MfaService
+from service.notices import WEBHOOK_TYPES, NoticeWorker, ReportLinks
 from service.oidc import (
     AccessTokens,
     CustomerProvider,
@@ -22,9 +26,11 @@ from service.oidc import (
     SignInCodes,
 )
 from service.passwords import PasswordHasher
+from service.persistence.audit import NoticeRule
 from service.persistence.db import Database
 from service.pins import PinService
 from service.redis_store import Keys, RedisStore, make_client
+from service.reports import ReportService
 from service.sessions import SessionStore
 from service.settings import RATE_LIMIT_NAMES, Settings
 from service.staff import StaffService
@@ -47,6 +53,11 @@ class Services:
     devices: DeviceCookies
     staff: StaffService
     sign_in_codes: SignInCodes
+    events: EventBus
+    confirmations: ConfirmationService
+    notices: NoticeWorker
+    reports: ReportService
+    http: httpx2.AsyncClient
     # The customers' OpenID Connect provider (None unless OIDC_ISSUER is set).
     oidc: CustomerProvider | None = None
 
@@ -61,7 +72,8 @@ class Services:
     async def close(self) -> None:
         # Voids still owed for answers that were errors get a last chance to be written.
         await self.audit.settle(self.settings.db_timeout_seconds * 2)
-        closing = [self.db.close(), self.redis.close()]
+        await self.notices.stop()
+        closing = [self.db.close(), self.redis.close(), self.events.close(), self.http.aclose()]
         if self.oidc is not None:
             closing.append(self.oidc.close())
         await asyncio.gather(*closing, return_exceptions=True)
@@ -88,7 +100,24 @@ async def open_services(settings: Settings) -> Services:
         timeout=settings.redis_timeout_seconds,
         on_error=metrics.record_store_error,
     )
-    audit = AuditLog(db)
+    http = httpx2.AsyncClient(timeout=httpx2.Timeout(10.0), follow_redirects=False)
+    links = ReportLinks(settings.keys.report_link, settings.public_url)
+    worker = NoticeWorker(
+        db,
+        links,
+        smtp_url=settings.smtp_url.get_secret_value() if settings.smtp_url else None,
+        mail_from=settings.mail_from,
+        webhook_url=settings.webhook_url,
+        webhook_secret=(
+            settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        ),
+        http=http,
+    )
+    audit = AuditLog(
+        db,
+        notices=NoticeRule(tuple(WEBHOOK_TYPES), worker.channels),
+        on_notice=worker.wake,
+    )
     keys = settings.keys
     hasher = PasswordHasher(settings.password_hash_concurrency)
     accounts = AccountService(db, hasher)
@@ -103,6 +132,17 @@ async def open_services(settings: Settings) -> Services:
         sign_in_max_failures=settings.sign_in_max_failures,
         sign_in_lock_seconds=settings.sign_in_lock_seconds,
     )
+    events = EventBus(
+        redis,
+        # Subscriptions are per connection: one plain connection (to one node of a cluster,
+        # where classic pub/sub reaches every node), whose reads wait for messages.
+        Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+            health_check_interval=30,
+            client_name="support-pin-events",
+        ),
+    )
     pins = PinService(
         redis,
         audit,
@@ -114,6 +154,8 @@ async def open_services(settings: Settings) -> Services:
         account_max_failures=settings.account_max_failures,
         account_lock_seconds=settings.account_lock_seconds,
         require_mfa=settings.oidc_require_mfa,
+        events=events,
+        contact_window_seconds=settings.contact_window_seconds,
     )
     oidc = None
     if settings.oidc_issuer:
@@ -156,6 +198,20 @@ async def open_services(settings: Settings) -> Services:
             lock_seconds=settings.mfa_lock_seconds,
         ),
         sign_in_codes=SignInCodes(redis, keys.sign_in_flow),
+        events=events,
+        notices=worker,
+        reports=ReportService(redis, audit, links, pins, sessions, events),
+        http=http,
+        confirmations=ConfirmationService(
+            redis,
+            audit,
+            limits,
+            pins,
+            events,
+            code_key=keys.confirmation_code,
+            contact_window_seconds=settings.contact_window_seconds,
+            request_seconds=settings.confirmation_ttl_seconds,
+        ),
         staff=StaffService(
             db,
             redis,

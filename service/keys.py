@@ -27,6 +27,8 @@ class DerivedKeys:
     staff_session: bytes
     staff_setup: bytes
     staff_mfa_token: bytes
+    confirmation_code: bytes
+    report_link: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -42,6 +44,8 @@ class DerivedKeys:
             staff_session=_derive(secret, b"support-pin/staff-session-hmac/v1"),
             staff_setup=_derive(secret, b"support-pin/staff-setup-hmac/v1"),
             staff_mfa_token=_derive(secret, b"support-pin/staff-mfa-token-hmac/v1"),
+            confirmation_code=_derive(secret, b"support-pin/confirmation-code-hmac/v1"),
+            report_link=_derive(secret, b"support-pin/report-link-hmac/v1"),
         )
 
     def __repr__(self) -> str:

@@ -100,6 +100,8 @@ class RateLimiter:
         pin_issue_per_account: Limit,
         verify_per_agent: Limit,
         verify_per_account: Limit,
+        confirm_per_agent: Limit,
+        confirm_per_account: Limit,
         sign_in_max_failures: int = 100,
         sign_in_lock_seconds: int = 3600,
     ) -> None:
@@ -114,6 +116,8 @@ class RateLimiter:
         self.pin_issue_per_account = pin_issue_per_account
         self.verify_per_agent = verify_per_agent
         self.verify_per_account = verify_per_account
+        self.confirm_per_agent = confirm_per_agent
+        self.confirm_per_account = confirm_per_account
         self._hit_script = redis.script("rate_limit_hit")
         self._sign_in_script = redis.script("sign_in_attempt")
 
@@ -172,6 +176,13 @@ class RateLimiter:
 
     async def verification_by_agent(self, agent_id: UUID) -> None:
         await self.hit(self.verify_per_agent, str(agent_id))
+
+    async def confirmation_by_agent(self, agent_id: UUID) -> None:
+        await self.hit(self.confirm_per_agent, str(agent_id))
+
+    async def confirmation_for(self, subject: str) -> None:
+        """The per-account limit of confirmation requests (a `verification_subject`)."""
+        await self.hit(self.confirm_per_account, subject)
 
     def pin_issue_hit(self, account_id: UUID) -> LimitHit:
         """The issuance limit's hit, counted inside the issue script (same slot as the PIN)."""

@@ -58,6 +58,11 @@ class EventType(StrEnum):
     API_KEY_CREATED = "api_key_created"
     API_KEY_REVOKED = "api_key_revoked"
     ACCOUNT_UNLOCKED = "account_unlocked"
+    # Against fake support calls.
+    CONFIRMATION_REQUESTED = "confirmation_requested"
+    CONFIRMATION_APPROVED = "confirmation_approved"
+    CONFIRMATION_DENIED = "confirmation_denied"  # reason: wrong_number, reported, locked
+    REPORTED = "reported"  # the customer reported a call or a check as not theirs
 
 
 # What an account holder sees of the audit log (the events list on the account page).
@@ -72,6 +77,10 @@ AccountVisibleEventType = Literal[
     "recovery_code_used",
     "recovery_codes_regenerated",
     "mfa_locked",
+    "confirmation_requested",
+    "confirmation_approved",
+    "confirmation_denied",
+    "reported",
 ]
 ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = tuple(
     EventType(name) for name in get_args(AccountVisibleEventType)

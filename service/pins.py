@@ -28,6 +28,7 @@ from uuid import UUID
 from service import metrics
 from service.audit import AuditLog
 from service.errors import MfaRequiredByPolicy, Unauthenticated, Unavailable
+from service.events import Contact, EventBus, rfc3339
 from service.keys import keyed_digest
 from service.limits import FAILURE_COUNTER_TTL_MS, LimitHit, RateLimiter, check_hit, refused
 from service.models import Agent, AuditEvent, EventType
@@ -90,6 +91,8 @@ class PinService:
         account_max_failures: int,
         account_lock_seconds: int,
         require_mfa: bool = False,
+        events: EventBus | None = None,
+        contact_window_seconds: int = 900,
     ) -> None:
         self._redis = redis
         self._keys = redis.keys
@@ -102,6 +105,8 @@ class PinService:
         self.account_max_failures = account_max_failures
         self.account_lock_seconds = account_lock_seconds
         self.require_mfa = require_mfa
+        self._events = events
+        self.contact_window_seconds = contact_window_seconds
         self._issue = redis.script("issue_pin")
         self._verify = redis.script("verify_pin")
         self._revoke = redis.script("revoke_pin")
@@ -158,7 +163,16 @@ class PinService:
             snapshot=_Snapshot.from_reply(reply[1:]),
         )
         metrics.PINS_ISSUED.inc()
-        return IssuedPin(pin=pin, expires_at=_from_ms(expires_ms), ttl_seconds=self.ttl_seconds)
+        issued = IssuedPin(pin=pin, expires_at=_from_ms(expires_ms), ttl_seconds=self.ttl_seconds)
+        if self._events is not None:
+            await self._events.publish_quietly(
+                account_id,
+                (
+                    "pin_issued",
+                    {"at": rfc3339(datetime.now(UTC)), "expires_at": rfc3339(issued.expires_at)},
+                ),
+            )
+        return issued
 
     async def status(self, account_id: UUID) -> PinStatus:
         async with self._redis.guard():
@@ -271,9 +285,34 @@ class PinService:
         metrics.count_verification(metrics.verification_outcome(outcome))
         if outcome == "locked":
             metrics.LOCKS.inc()
+        await self._announce_check(account_id, outcome, agent, case_ref, at)
         if outcome == "valid":
             return Verification(valid=True, account_id=account_id, verified_at=at)
         return Verification(valid=False, account_id=None, verified_at=None)
+
+    async def _announce_check(
+        self, account_id: UUID, outcome: str, agent: Agent, case_ref: str | None, at: datetime
+    ) -> None:
+        """The account's live pages learn of a check (committed already) at once."""
+        if self._events is None:
+            return
+        when = rfc3339(at)
+        if outcome == "valid":
+            contact = Contact(agent.name, case_ref, at, self.contact_window_seconds)
+            await self._events.publish_quietly(
+                account_id,
+                ("pin_verified", {"agent": agent.name, "case_ref": case_ref, "at": when}),
+                (
+                    "contact",
+                    {"in_contact": True, "agent": agent.name, "case_ref": case_ref, "since": when},
+                ),
+                contact=contact,
+            )
+            return
+        announced: list[tuple[str, dict[str, Any]]] = [("verify_failed", {"at": when})]
+        if outcome == "locked":
+            announced.append(("locked", {"at": when}))
+        await self._events.publish_quietly(account_id, *announced)
 
     async def _record_or_restore(
         self,

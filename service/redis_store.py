@@ -107,6 +107,37 @@ class Keys:
         """A staff member's session: their id and session epoch, with the session's TTL."""
         return f"{self.prefix}staffsess:{digest}"
 
+    def events(self, account_id: UUID) -> str:
+        """The account's live events of the last minutes (a stream), for replay."""
+        return self._of_account("events", account_id)
+
+    def events_channel(self, account_id: UUID) -> str:
+        """The pub/sub channel of the account's live events (every instance listens)."""
+        return f"{self.prefix}ev:{account_tag(account_id)}"
+
+    def contact(self, account_id: UUID) -> str:
+        """Present while the account is in contact with Support (after a check)."""
+        return self._of_account("contact", account_id)
+
+    def confirmation(self, subject: str) -> str:
+        """The pending agent-started confirmation of a verification subject (an account's
+        tag, or an address's digest: a request for no account is stored the same way)."""
+        return f"{self.prefix}conf:{{{subject}}}"
+
+    def confirmation_decision(self, subject: str, confirmation_id: str) -> str:
+        return f"{self.prefix}confst:{{{subject}}}:{confirmation_id}"
+
+    def confirmation_index(self, confirmation_id: str) -> str:
+        """Which subject a confirmation id belongs to, its agent and its expiry."""
+        return f"{self.prefix}confidx:{confirmation_id}"
+
+    def confirmation_channel(self, confirmation_id: str) -> str:
+        return f"{self.prefix}confch:{confirmation_id}"
+
+    def report_used(self, account_id: UUID, digest: str) -> str:
+        """A "This wasn't me" link that was used (links work once)."""
+        return f"{self._of_account('reportused', account_id)}:{digest}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
@@ -37,6 +38,8 @@ RATE_LIMIT_NAMES = (
     "pin_issue_per_account",
     "verify_per_agent",
     "verify_per_account",
+    "confirm_per_agent",
+    "confirm_per_account",
 )
 
 
@@ -112,6 +115,18 @@ class Settings(BaseSettings):
     # Where people reach this service (set-up links printed by the CLI point here).
     public_url: str = Field(default="http://localhost:8000", pattern=r"^https?://[^\s/?#]+$")
 
+    # Against fake support calls: how long after a check the account page says Support is in
+    # contact, and where notices of checks go (docs/operations.md#notices).
+    contact_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    # How long an agent-started confirmation waits for the customer's answer.
+    confirmation_ttl_seconds: int = Field(default=120, ge=1, le=600)
+    # smtp://user:password@host:port or smtps://…; unset: each email is written to the log.
+    smtp_url: SecretStr | None = None
+    mail_from: str = Field(default="Support PIN <no-reply@localhost>", min_length=3, max_length=254)
+    # Standard Webhooks: a POST of each notice, signed with WEBHOOK_SECRET (whsec_…).
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
+    webhook_secret: SecretStr | None = None
+
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # The HTTP edge `support-pin serve` enforces: the largest request head, the seconds a
@@ -138,6 +153,9 @@ class Settings(BaseSettings):
     rate_limit_pin_issue_per_account: str = "10 per 10 minutes"
     rate_limit_verify_per_agent: str = "120/minute"
     rate_limit_verify_per_account: str = "30/minute"
+    # Agent-started confirmations (number matching) per agent, and per account.
+    rate_limit_confirm_per_agent: str = "120/minute"
+    rate_limit_confirm_per_account: str = "3 per 10 minutes"
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; empty = the
     # socket peer is the client.
     trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
@@ -195,6 +213,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"CORS origin must look like https://host[:port]: {origin!r}")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            secret = value.get_secret_value()
+            encoded = secret.removeprefix("whsec_")
+            try:
+                raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+            except ValueError:
+                raise ValueError("WEBHOOK_SECRET must be whsec_ and base64") from None
+            if not secret.startswith("whsec_") or len(raw) < 24:
+                raise ValueError("WEBHOOK_SECRET must be whsec_ and at least 24 base64 bytes")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^smtps?://[^\s/]+(/)?$", value.get_secret_value()):
+            raise ValueError("SMTP_URL must look like smtp://user:password@host:port")
+        return value
+
     @field_validator("mfa_totp_issuer")
     @classmethod
     def _issuer_fits_otpauth_label(cls, value: str) -> str:
@@ -229,6 +268,8 @@ class Settings(BaseSettings):
             )
         if not self.password_signin and not self.oidc_issuer:
             raise ValueError("PASSWORD_SIGNIN=false needs OIDC_ISSUER: nobody could sign in")
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("WEBHOOK_URL needs WEBHOOK_SECRET (whsec_…)")
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
         return self

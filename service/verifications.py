@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from uuid import UUID
 
 from service.accounts import AccountService, normalize_email, storable_text
 from service.audit import AuditLog
@@ -70,3 +71,18 @@ class VerificationService:
         await self._audit.record(
             AuditEvent(EventType.ACCOUNT_UNLOCKED, account_id, actor=actor, target=address)
         )
+
+    async def account_of(
+        self, *, email: str | None = None, subject: str | None = None
+    ) -> tuple[UUID | None, str, str]:
+        """The account under discussion by email or by the provider's subject: its id (None
+        for none), the subject its counters live under, and the name as checked."""
+        if subject is not None:
+            account_id = None
+            if self._linked is not None and storable_text(subject):
+                account_id = await self._linked.account_by_subject(subject)
+            name = f"sub:{subject}"
+        else:
+            name = normalize_email(email or "")
+            account_id = await self._accounts.id_by_email(name)
+        return account_id, self._limits.verification_subject(account_id, name), name

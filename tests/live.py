@@ -41,6 +41,8 @@ def settings_env(settings: Settings, **overrides: Any) -> dict[str, str]:
             value = value.get_secret_value()
         elif isinstance(value, bool):
             value = "true" if value else "false"
+        elif isinstance(value, dict):
+            value = json.dumps(value)  # dict settings are JSON
         elif isinstance(value, tuple | list):
             value = ",".join(str(item) for item in value)  # list settings are comma-separated
         env[name.upper()] = str(value)

@@ -8,17 +8,17 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BaseModel
 
 from api.deps import Admin, ServicesDep, Supervisor
 from api.problems import problem_responses
-from schemas.common import rfc3339_utc
+from schemas.common import UtcDatetime, rfc3339_utc
 from schemas.staff import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -291,3 +291,52 @@ def _cell(value: str | None) -> str:
     if value is None:
         return ""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+# -- notices ------------------------------------------------------------------------------
+
+
+class NoticeOut(BaseModel):
+    id: UUID
+    channel: Literal["email", "webhook"]
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    account_email: str | None
+    created_at: UtcDatetime
+    next_attempt_at: UtcDatetime
+    delivered_at: UtcDatetime | None
+    last_error: str | None
+
+
+class NoticesOut(BaseModel):
+    notices: list[NoticeOut]
+
+
+@router.get(
+    "/notices",
+    summary="Notices by email and webhook, and how their delivery stands",
+    description=ADMIN,
+    response_model=NoticesOut,
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_notices(
+    admin: Admin,
+    services: ServicesDep,
+    status: Literal["pending", "failed", "delivered"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> NoticesOut:
+    rows = await services.notices.listing(status, limit)
+    return NoticesOut(notices=[NoticeOut.model_validate(dict(row)) for row in rows])
+
+
+@router.post(
+    "/notices/{notice_id}/retry",
+    summary="Deliver a failed notice again",
+    description=f"{ADMIN} The notice gets another 24 hours of tries. 404 unless it failed.",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def retry_notice(notice_id: UUID, admin: Admin, services: ServicesDep) -> None:
+    await services.notices.retry(notice_id, actor=admin.email)

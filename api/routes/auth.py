@@ -59,6 +59,7 @@ async def create_token(
     account_id = await services.accounts.authenticate(form.username, form.password)
     await services.limits.signed_in(attempt)
     cookie = services.devices.issue(email, device)
+    await services.accounts.remember_language(account_id, request.headers.get("accept-language"))
     try:
         token = await services.mfa.sign_in_with_password(account_id)
     except MfaRequired as exc:
@@ -114,3 +115,4 @@ async def create_token_with_code(body: MfaTokenIn, services: ServicesDep) -> Tok
 )
 async def logout(user: CurrentUser, services: ServicesDep) -> None:
     await services.sessions.revoke(user.token)
+    await services.events.end_streams(user.account_id)  # its live pages close at once

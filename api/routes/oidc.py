@@ -133,6 +133,7 @@ async def oidc_token(body: SignInCodeIn, request: Request, services: ServicesDep
     _provider(services, request)
     redeemed = await services.sign_in_codes.redeem(CUSTOMER_CODE, body.code)
     account_id = UUID(bytes=redeemed.payload[:16])
+    await services.accounts.remember_language(account_id, request.headers.get("accept-language"))
     token = await services.sessions.create(account_id, mfa=redeemed.payload[16:] == MFA_MARK)
     return SignedInOut(
         access_token=token, expires_in=services.sessions.ttl_seconds, next=redeemed.next_path

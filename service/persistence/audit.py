@@ -32,7 +32,13 @@ WITH inserted AS (
         AS e(event_id, type, account_id, agent_id, agent_name, reason, request_id, actor,
              case_ref, target, n)
     ORDER BY e.n
-    RETURNING id, occurred_at
+    RETURNING id, occurred_at, event_id, type, account_id
+), noticed AS (
+    -- The outbox: a notice per channel for each event of an account that calls for one.
+    INSERT INTO notices (event_id, channel)
+    SELECT i.event_id, c.channel
+    FROM inserted i CROSS JOIN unnest($2::text[]) AS c(channel)
+    WHERE i.account_id IS NOT NULL AND i.type = ANY($3::text[])
 )
 SELECT array_agg(occurred_at ORDER BY id) FROM inserted
 """
@@ -52,12 +58,28 @@ class EventRow:
     target: str | None
 
 
-async def insert_events(conn: Connection, rows: Sequence[EventRow]) -> list[datetime]:
-    """Insert `rows` with one statement; their `occurred_at`, in the order given."""
+@dataclass(frozen=True)
+class NoticeRule:
+    """Which events an account holder is told of outside the page, and by which channels."""
+
+    types: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+
+NO_NOTICES = NoticeRule()
+
+
+async def insert_events(
+    conn: Connection, rows: Sequence[EventRow], notices: NoticeRule = NO_NOTICES
+) -> list[datetime]:
+    """Insert `rows` with one statement, and in it their notices (the outbox); their
+    `occurred_at`, in the order given."""
     # orjson writes a dataclass as an object of its fields and a UUID as its canonical text;
     # `str` does the same for asyncpg's own UUID type (ids read from Postgres).
     payload = orjson.dumps(list(rows), default=str).decode()
-    stamps: list[datetime] = await conn.fetchval(_INSERT_MANY, payload)
+    stamps: list[datetime] = await conn.fetchval(
+        _INSERT_MANY, payload, list(notices.channels), list(notices.types)
+    )
     return stamps
 
 

@@ -1,0 +1,386 @@
+"""Notices outside the page: an email to the account holder and a signed webhook to the
+company, for every check and every change an account holder must hear of.
+
+The outbox rows are written by the audit log in the same statement as their events. A worker
+in every instance claims due rows (`FOR UPDATE SKIP LOCKED`, then a lease), delivers them,
+and retries failures with exponential backoff for 24 hours. Each notice has a stable id (the
+webhook's `webhook-id`, the email's Message-ID), so a receiver can drop a duplicate: delivery
+is at least once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import logging
+import random
+import struct
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import make_msgid
+from html import escape
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+import aiosmtplib
+import httpx2
+import orjson
+from standardwebhooks import Webhook
+
+from service.errors import NotFound
+from service.keys import keyed_digest
+from service.persistence import notices as sql
+from service.persistence.db import Database
+
+log = logging.getLogger(__name__)
+
+# Event type → webhook type. The same events are emailed to the account holder.
+WEBHOOK_TYPES = {
+    "verified": "pin.verified",
+    "confirmation_approved": "pin.confirmation_approved",
+    "confirmation_denied": "pin.confirmation_denied",
+    "locked": "account.locked",
+    "reported": "account.reported",
+}
+LEASE_SECONDS = 60
+BATCH = 100
+POLL_SECONDS = 1.0
+SEND_TIMEOUT_SECONDS = 10.0
+MAX_BACKOFF_SECONDS = 3600.0
+REPORT_LINK_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: UUID
+    channel: str
+    attempts: int
+    give_up_at: datetime
+    type: str
+    at: datetime
+    agent: str | None
+    case_ref: str | None
+    reason: str | None
+    account_id: UUID | None
+    email: str | None
+    language: str
+    voided: bool
+
+
+class ReportLinks:
+    """ "This wasn't me" links: the account, an expiry and a MAC; single use is enforced
+    where the link is used. Never stored, never logged."""
+
+    PREFIX = "rpt_"
+    _LAYOUT = struct.Struct(">16sQ16s")  # account id, expiry (unix s), notice id
+
+    def __init__(self, key: bytes, public_url: str) -> None:
+        self._key = key
+        self._public_url = public_url
+
+    def token(self, account_id: UUID, notice_id: UUID, now: float | None = None) -> str:
+        expires = int((now or time.time()) + REPORT_LINK_SECONDS)
+        body = self._LAYOUT.pack(account_id.bytes, expires, notice_id.bytes)
+        mac = hmac.new(self._key, body, "sha256").digest()[:16]
+        return self.PREFIX + base64.urlsafe_b64encode(body + mac).decode().rstrip("=")
+
+    def link(self, account_id: UUID, notice_id: UUID) -> str:
+        # The secret is in the fragment: browsers never send it, so no server logs it.
+        return f"{self._public_url}/report#token={self.token(account_id, notice_id)}"
+
+    def check(self, token: str) -> tuple[UUID, bytes] | None:
+        """The account and a digest naming this link (for single use), or None."""
+        if not token.startswith(self.PREFIX) or len(token) > 100:
+            return None
+        raw = token[len(self.PREFIX) :]
+        try:
+            data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        except ValueError:
+            return None
+        if len(data) != self._LAYOUT.size + 16:
+            return None
+        body, mac = data[: self._LAYOUT.size], data[self._LAYOUT.size :]
+        if not hmac.compare_digest(hmac.new(self._key, body, "sha256").digest()[:16], mac):
+            return None
+        account, expires, _ = self._LAYOUT.unpack(body)
+        if expires < time.time():
+            return None
+        return UUID(bytes=account), keyed_digest(self._key, "used", token)
+
+
+# -- what an email says -------------------------------------------------------------------
+
+_TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "verified.subject": "Support checked your support PIN",
+        "verified.body": "{agent} from Support checked the support PIN of your account{case} "
+        "at {time}.",
+        "confirmation_approved.subject": "You confirmed a call with Support",
+        "confirmation_approved.body": "You confirmed that you were on a call with {agent} from "
+        "Support{case} at {time}.",
+        "confirmation_denied.subject": "A confirmation for Support was refused",
+        "confirmation_denied.body": "A request from {agent} from Support to confirm that it was "
+        "you{case} was refused at {time}.",
+        "locked.subject": "Support access to your account is locked",
+        "locked.body": "After too many wrong support PINs, Support can no longer check your "
+        "account for a while (since {time}).",
+        "reported.subject": "You reported a call or a check as not yours",
+        "reported.body": "You reported at {time} that a call or a check by Support was not yours. "
+        "Support access to your account is locked for 24 hours.",
+        "case": " (case {case})",
+        "not_me": "This wasn't me",
+        "not_me.text": "If this wasn't you, lock support access to your account here "
+        "(the link works once, for 24 hours): {link}",
+        "rule": "Only read your support PIN to Support on a call that you made.",
+    },
+    "sv": {
+        "verified.subject": "Supporten kontrollerade din support-PIN",
+        "verified.body": "{agent} från supporten kontrollerade support-PIN för ditt konto{case} "
+        "{time}.",
+        "confirmation_approved.subject": "Du bekräftade ett samtal med supporten",
+        "confirmation_approved.body": "Du bekräftade {time} att du talade med {agent} från "
+        "supporten{case}.",
+        "confirmation_denied.subject": "En bekräftelse till supporten nekades",
+        "confirmation_denied.body": "En begäran från {agent} på supporten om att bekräfta att "
+        "det var du{case} nekades {time}.",
+        "locked.subject": "Supportens åtkomst till ditt konto är låst",
+        "locked.body": "Efter för många felaktiga support-PIN kan supporten inte kontrollera ditt "
+        "konto på ett tag (sedan {time}).",
+        "reported.subject": "Du rapporterade ett samtal eller en kontroll som inte var din",
+        "reported.body": "Du rapporterade {time} att ett samtal eller en kontroll från supporten "
+        "inte var din. Supportens åtkomst till ditt konto är låst i 24 timmar.",
+        "case": " (ärende {case})",
+        "not_me": "Det var inte jag",
+        "not_me.text": "Om det inte var du kan du låsa supportens åtkomst till ditt konto här "
+        "(länken fungerar en gång, i 24 timmar): {link}",
+        "rule": "Läs bara upp din support-PIN för supporten i ett samtal som du själv ringt.",
+    },
+}
+
+
+def email_for(notice: Notice, sender: str, link: str | None) -> EmailMessage:
+    """The notice as an email: a plain and an HTML part in the account's language."""
+    text = _TEXT.get(notice.language, _TEXT["en"])
+    when = notice.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    case = text["case"].format(case=notice.case_ref) if notice.case_ref else ""
+    body = text[f"{notice.type}.body"].format(agent=notice.agent or "Support", case=case, time=when)
+    message = EmailMessage()
+    message["Subject"] = text[f"{notice.type}.subject"]
+    message["From"] = sender
+    message["To"] = notice.email or ""
+    message["Message-ID"] = make_msgid(idstring=str(notice.id), domain="support-pin")
+    message["X-Notice-ID"] = str(notice.id)
+    plain = [body, "", text["rule"]]
+    html = [f"<p>{escape(body)}</p>", f"<p>{escape(text['rule'])}</p>"]
+    if link is not None:
+        plain += ["", text["not_me.text"].format(link=link)]
+        html.append(f'<p><a href="{escape(link)}">{escape(text["not_me"])}</a></p>')
+    message.set_content("\n".join(plain) + "\n")
+    message.add_alternative(
+        f'<!doctype html><html lang="{notice.language}"><body>{"".join(html)}</body></html>',
+        subtype="html",
+    )
+    return message
+
+
+def webhook_body(notice: Notice) -> dict[str, Any]:
+    """The Standard Webhooks payload: no PIN, code or secret is in any event."""
+    return {
+        "type": WEBHOOK_TYPES[notice.type],
+        "id": str(notice.id),
+        "at": notice.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "data": {
+            "account_id": str(notice.account_id) if notice.account_id else None,
+            "email": notice.email,
+            "agent": notice.agent,
+            "case_ref": notice.case_ref,
+            "reason": notice.reason,
+        },
+    }
+
+
+class NoticeWorker:
+    """Delivers due notices; one per instance, any number of instances."""
+
+    def __init__(
+        self,
+        db: Database,
+        links: ReportLinks,
+        *,
+        smtp_url: str | None,
+        mail_from: str,
+        webhook_url: str | None,
+        webhook_secret: str | None,
+        http: httpx2.AsyncClient,
+    ) -> None:
+        self._db = db
+        self._links = links
+        self._smtp_url = smtp_url
+        self._mail_from = mail_from
+        self._webhook_url = webhook_url
+        self._webhook = Webhook(webhook_secret) if webhook_secret else None
+        self._http = http
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Email always (written to the log when no SMTP server is set); webhooks when set."""
+        return ("email", "webhook") if self._webhook_url else ("email",)
+
+    def wake(self) -> None:
+        """Notices were just written: look now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="notice-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def listing(self, status: str | None, limit: int) -> list[Any]:
+        async with self._db.connection() as conn:
+            return await sql.listing(conn, status, limit)
+
+    async def retry(self, notice_id: UUID, *, actor: str) -> None:
+        async with self._db.connection() as conn:
+            if not await sql.retry(conn, notice_id):
+                raise NotFound("No failed notice with this id.")
+        log.info("notice %s retried by %s", notice_id, actor)
+        self.wake()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                delivered_any = await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a store away: try again at the next poll
+                log.warning("notice delivery round failed: %s", type(exc).__name__)
+                delivered_any = False
+            if not delivered_any:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+
+    async def deliver_due(self) -> bool:
+        """Claim and deliver one batch; whether there was any."""
+        async with self._db.connection() as conn:
+            rows = await sql.claim(conn, BATCH, LEASE_SECONDS)
+        if not rows:
+            return False
+        await asyncio.gather(*(self._deliver(_notice(row)) for row in rows))
+        return True
+
+    async def _deliver(self, notice: Notice) -> None:
+        try:
+            if notice.voided or notice.type not in WEBHOOK_TYPES:
+                pass  # its event was answered with an error: it never happened
+            elif notice.channel == "email":
+                await self._send_email(notice)
+            else:
+                await self._send_webhook(notice)
+        except Exception as exc:
+            await self._failed(notice, _describe(exc))
+            return
+        async with self._db.connection() as conn:
+            await sql.delivered(conn, notice.id)
+
+    async def _failed(self, notice: Notice, error: str) -> None:
+        backoff = min(2.0 ** (notice.attempts - 1), MAX_BACKOFF_SECONDS)
+        retry_in = backoff * random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not a secret)
+        give_up = datetime.now(UTC).timestamp() + retry_in > notice.give_up_at.timestamp()
+        log.warning(
+            "notice %s by %s failed (attempt %d): %s",
+            notice.id,
+            notice.channel,
+            notice.attempts,
+            error,
+        )
+        async with self._db.connection() as conn:
+            await sql.failed_attempt(conn, notice.id, error, retry_in, give_up)
+
+    async def _send_email(self, notice: Notice) -> None:
+        if not notice.email:
+            return  # an account with no address: nothing to send, nothing to retry
+        link = self._links.link(notice.account_id, notice.id) if notice.account_id else None
+        message = email_for(notice, self._mail_from, link)
+        if self._smtp_url is None:
+            # The embedded default: the message goes to the log, its link redacted.
+            redacted = email_for(notice, self._mail_from, "[link redacted]")
+            log.info(
+                "email (no SMTP_URL set) to %s: %s\n%s",
+                notice.email,
+                redacted["Subject"],
+                redacted.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+            )
+            return
+        target = urlsplit(self._smtp_url)
+        await aiosmtplib.send(
+            message,
+            hostname=target.hostname,
+            port=target.port or (465 if target.scheme == "smtps" else 25),
+            username=unquote(target.username) if target.username else None,
+            password=unquote(target.password) if target.password else None,
+            use_tls=target.scheme == "smtps",
+            start_tls=None if target.scheme == "smtp" else False,
+            timeout=SEND_TIMEOUT_SECONDS,
+        )
+
+    async def _send_webhook(self, notice: Notice) -> None:
+        if self._webhook is None or self._webhook_url is None:
+            return
+        body = orjson.dumps(webhook_body(notice)).decode()
+        now = datetime.now(UTC)
+        signature = self._webhook.sign(str(notice.id), now, body)
+        response = await self._http.post(
+            self._webhook_url,
+            content=body,
+            headers={
+                "content-type": "application/json",
+                "webhook-id": str(notice.id),
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": signature,
+            },
+            timeout=SEND_TIMEOUT_SECONDS,
+        )
+        if not 200 <= response.status_code < 300:
+            raise WebhookRefused(response.status_code)
+
+
+class WebhookRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the receiver answered {status}")
+
+
+def _describe(exc: Exception) -> str:
+    """What went wrong, without anything the exception may quote (a URL, a credential)."""
+    if isinstance(exc, WebhookRefused):
+        return str(exc)
+    return type(exc).__name__
+
+
+def _notice(row: Any) -> Notice:
+    return Notice(
+        id=row["id"],
+        channel=row["channel"],
+        attempts=row["attempts"],
+        give_up_at=row["give_up_at"],
+        type=row["type"],
+        at=row["occurred_at"],
+        agent=row["agent_name"],
+        case_ref=row["case_ref"],
+        reason=row["reason"],
+        account_id=row["account_id"],
+        email=row["email"],
+        language=row["language"] or "en",
+        voided=row["voided"],
+    )

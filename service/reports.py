@@ -1,0 +1,73 @@
+""" "This wasn't me": the link in every notice email locks support access to the account.
+
+One press revokes the account's PIN, ends every session (and the live pages), and refuses
+verifications and confirmations for 24 hours (the account's verification lock, reason
+`reported`). The link works once, for 24 hours."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from service.audit import AuditLog
+from service.errors import InvalidToken
+from service.events import EventBus
+from service.models import AuditEvent, EventType
+from service.notices import REPORT_LINK_SECONDS, ReportLinks
+from service.pins import PinService
+from service.redis_store import RedisStore
+from service.sessions import SessionStore
+
+REPORT_LOCK_SECONDS = 24 * 3600
+
+
+class InvalidReportLink(InvalidToken):
+    status = 400
+    detail = "The link is not valid, has expired or was used already."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class ReportService:
+    def __init__(
+        self,
+        redis: RedisStore,
+        audit: AuditLog,
+        links: ReportLinks,
+        pins: PinService,
+        sessions: SessionStore,
+        events: EventBus,
+    ) -> None:
+        self._redis = redis
+        self._audit = audit
+        self._links = links
+        self._pins = pins
+        self._sessions = sessions
+        self._events = events
+
+    async def report(self, token: str) -> UUID:
+        """Lock support access to the link's account; `InvalidReportLink` otherwise."""
+        checked = self._links.check(token)
+        if checked is None:
+            raise InvalidReportLink()
+        account_id, digest = checked
+        _, _, lock = self._redis.keys.pin_state(account_id)
+        async with self._redis.guard():
+            first_use = await self._redis.client.set(
+                self._redis.keys.report_used(account_id, digest.hex()),
+                b"1",
+                nx=True,
+                ex=REPORT_LINK_SECONDS,
+            )
+            if not first_use:
+                raise InvalidReportLink()
+            await self._redis.client.set(lock, b"reported", ex=REPORT_LOCK_SECONDS)
+        await self._pins.revoke(account_id)
+        await self._sessions.revoke_all(account_id)
+        await self._audit.record(
+            AuditEvent(EventType.REPORTED, account_id, reason="link"),
+            AuditEvent(EventType.LOCKED, account_id, reason="reported"),
+        )
+        await self._events.end_streams(account_id)
+        return account_id

@@ -166,7 +166,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Past the bound, a request is answered 503 before its body is read, inside the request
     # context below, so the refusal is logged and counted like any answer.
     app.add_middleware(
-        ConcurrencyLimitMiddleware, max_requests=settings.http_max_concurrent_requests
+        ConcurrencyLimitMiddleware,
+        max_requests=settings.http_max_concurrent_requests,
+        max_streams=settings.http_max_streams,
     )
     extra_headers = []
     if settings.hsts_seconds:

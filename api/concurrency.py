@@ -28,25 +28,43 @@ _BUSY_HEADERS = [
 ]
 
 
+def is_stream(path: str) -> bool:
+    """A live event stream (Server-Sent Events): held open for as long as a page is."""
+    return path == "/v1/me/stream" or (
+        path.startswith("/v1/agent/confirmations/") and path.endswith("/stream")
+    )
+
+
 class ConcurrencyLimitMiddleware:
     """Answers 503 at once, without reading the body, to an HTTP request that arrives while
-    `max_requests` others are being answered; plain ASGI, just inside the request context."""
+    `max_requests` others are being answered; plain ASGI, just inside the request context.
+    Live event streams, which stay open and mostly wait, are bounded apart (`max_streams`):
+    open pages never starve the requests that do work, nor the other way round."""
 
-    def __init__(self, app: ASGIApp, *, max_requests: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_requests: int, max_streams: int) -> None:
         self.app = app
         self.max_requests = max_requests
+        self.max_streams = max_streams
         self.active = 0
+        self.streams = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self.active >= self.max_requests:
+        stream = is_stream(scope["path"])
+        if (self.streams >= self.max_streams) if stream else (self.active >= self.max_requests):
             await send({"type": "http.response.start", "status": 503, "headers": _BUSY_HEADERS})
             await send({"type": "http.response.body", "body": _BUSY_BODY})
             return
-        self.active += 1
+        if stream:
+            self.streams += 1
+        else:
+            self.active += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.active -= 1
+            if stream:
+                self.streams -= 1
+            else:
+                self.active -= 1

@@ -1,5 +1,6 @@
-"""The web pages (sign-in, account with the Support PIN dialog, agent console) and the
-offline API docs, served by the service itself on top of the public v1 API.
+"""The web pages (sign-in, account with the Support PIN dialog, agent console, staff set-up,
+administration) and the offline API docs, served by the service itself on top of the public
+v1 API.
 
 Pages are static HTML; their text comes from per-language message files and their behaviour
 from JavaScript modules under `api/static/`. Every answer here sets its own security headers,
@@ -78,6 +79,16 @@ async def account_page() -> HTMLResponse:
 @router.get("/agent", response_class=HTMLResponse)
 async def agent_page() -> HTMLResponse:
     return _page("agent.html")
+
+
+@router.get("/staff/setup", response_class=HTMLResponse)
+async def staff_setup_page() -> HTMLResponse:
+    return _page("staff-setup.html")
+
+
+@router.get("/admin", response_class=HTMLResponse)
+async def admin_page() -> HTMLResponse:
+    return _page("admin.html")
 
 
 @router.get("/docs", response_class=HTMLResponse)

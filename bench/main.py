@@ -27,7 +27,7 @@ from typing import Any
 import asyncpg
 from redis.exceptions import RedisError
 
-from bench import report
+from bench import live, report
 from bench.server import ServiceProcess
 from bench.stores import (
     SeedRow,
@@ -79,7 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale-pins", type=int, default=1_000_000, help="0 skips the scale run")
     parser.add_argument("--scale-small", type=int, default=1_000, help="PINs of the small case")
     parser.add_argument(
-        "--smoke", action="store_true", help="seconds-long run that proves it works (CI)"
+        "--smoke",
+        action="store_true",
+        help="seconds-long run that proves it works (CI), the live part in its small size too",
     )
     parser.add_argument("--label", default="", help="free text stored in the JSON")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -93,6 +95,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+    live.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.smoke:
         args.accounts, args.duration, args.rounds = 200, 2.0, 1
@@ -599,12 +602,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "accounts": args.accounts,
             "duration_s": args.duration,
             "smoke": args.smoke,
-            "machine": {
-                "cpus": os.cpu_count(),
-                "cpu_model": cpu_model(),
-                "python": platform.python_version(),
-                "load_average_1m": round(os.getloadavg()[0], 2),
-            },
+            "machine": machine(),
             "git_commit": git_commit(),
         },
         "endpoints": endpoints,
@@ -613,6 +611,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "verification_outcomes": outcomes,
         "scale": scale,
         "file_stem": stamp,
+    }
+
+
+async def run_live_only(args: argparse.Namespace) -> dict[str, Any]:
+    """`--live`: the live part alone (bench/live.py), with the run's particulars."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    results = await live.run_live(args, stamp)
+    return {
+        "meta": {
+            "started_at": started_at,
+            "label": args.label,
+            "smoke": args.smoke,
+            "live_only": True,
+            "machine": machine(),
+            "git_commit": git_commit(),
+        },
+        "live": results,
+        "file_stem": stamp,
+    }
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -681,9 +708,19 @@ def main(argv: list[str] | None = None) -> int:
             embedded = start_embedded(Path(tmp))
             stack.callback(embedded.stop)
             args.postgres_url, args.redis_url = embedded.database_url, embedded.redis_url
-        results = asyncio.run(run(args))
+        if args.live:
+            results = asyncio.run(run_live_only(args))
+        else:
+            results = asyncio.run(run(args))
+            if args.smoke:  # the live part in its smoke size too (about 12 s more)
+                results["live"] = asyncio.run(live.run_live(args, results["file_stem"]))
     stem = args.out / results.pop("file_stem")
     report.write_json(stem.with_suffix(".json"), results)
+    if "endpoints" not in results:  # --live
+        print()
+        print(live.table(results["live"]))
+        print(f"\nwrote {stem}.json")
+        return 0
     report.draw_chart(stem.with_suffix(".png"), results)
     print()
     print(report.table(results))
@@ -699,5 +736,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("verify_pin", "verification_repeat"):
         print(f"  {report.ENDPOINT_LABELS[name]}: {results['endpoints'][name]['outcomes']}")
     print(f"  the warm-up and every round together: {results['verification_outcomes']}")
+    if "live" in results:
+        print()
+        print(live.table(results["live"]))
     print(f"\nwrote {stem}.json and {stem}.png")
     return 0

@@ -41,6 +41,20 @@ def cpu_seconds(pid: int) -> float | None:
     return total / _TICKS_PER_SECOND
 
 
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process and its children (Linux /proc VmRSS; else None)."""
+    total = 0
+    try:
+        for each in _process_tree(pid):
+            for line in Path(f"/proc/{each}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024  # kB
+                    break
+    except (OSError, IndexError, ValueError):
+        return None
+    return total
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -83,6 +97,9 @@ class ServiceProcess:
 
     def cpu_seconds(self) -> float | None:
         return cpu_seconds(self._process.pid) if self._process is not None else None
+
+    def rss_bytes(self) -> int | None:
+        return rss_bytes(self._process.pid) if self._process is not None else None
 
     def _wait_ready(self, timeout: float) -> None:
         if self._process is None:

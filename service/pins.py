@@ -138,7 +138,6 @@ class PinService:
             session_key, holder = session.redis_key, account_id.bytes
         pin = self.new_pin()
         digest = self.digest(account_id, pin)
-        expires_ms = int(time.time() * 1000) + self.ttl_seconds * 1000
         limit: LimitHit = self._limits.pin_issue_hit(account_id)
         async with self._redis.guard():
             reply = await self._issue(
@@ -163,7 +162,9 @@ class PinService:
             snapshot=_Snapshot.from_reply(reply[1:]),
         )
         metrics.PINS_ISSUED.inc()
-        issued = IssuedPin(pin=pin, expires_at=_from_ms(expires_ms), ttl_seconds=self.ttl_seconds)
+        # Redis's clock says when it expires, and GET /v1/me/support-pin reads the same value.
+        expires_at = _from_ms(int(reply[4]))
+        issued = IssuedPin(pin=pin, expires_at=expires_at, ttl_seconds=self.ttl_seconds)
         if self._events is not None:
             await self._events.publish_quietly(
                 account_id,
@@ -175,10 +176,15 @@ class PinService:
         return issued
 
     async def status(self, account_id: UUID) -> PinStatus:
-        async with self._redis.guard():
-            left_ms = await self._redis.client.pttl(self._keys.pin(account_id))
+        key = self._keys.pin(account_id)
+        async with self._redis.guard(), self._redis.client.pipeline(transaction=False) as pipe:
+            pipe.hget(key, "e")
+            pipe.pttl(key)
+            expires, left_ms = await pipe.execute()
         if left_ms < 0:  # -2: no PIN
             return PinStatus(active=False, expires_at=None)
+        if expires is not None:  # the expiry the issuing answer gave, to the millisecond
+            return PinStatus(active=True, expires_at=_from_ms(int(expires)))
         return PinStatus(active=True, expires_at=_from_ms(int(time.time() * 1000) + left_ms))
 
     async def revoke(self, account_id: UUID) -> None:

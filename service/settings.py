@@ -135,6 +135,8 @@ class Settings(BaseSettings):
     http_max_head_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     http_head_timeout_seconds: int = Field(default=10, ge=1, le=300)
     http_max_concurrent_requests: int = Field(default=1000, ge=1, le=100_000)
+    # Live event streams (open account pages) one worker process holds at once.
+    http_max_streams: int = Field(default=10_000, ge=1, le=100_000)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

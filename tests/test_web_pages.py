@@ -15,7 +15,7 @@ from api.web import PAGES_DIR, STATIC_DIR
 from service.models import AccountVisibleEventType
 from tests.conftest import Harness
 
-PAGES = ["/", "/signup", "/account", "/agent"]
+PAGES = ["/", "/signup", "/account", "/agent", "/staff/setup", "/admin"]
 DOCS = ["/docs", "/redoc", "/docs/oauth2-redirect"]
 LANGUAGES = ["en", "sv"]
 
@@ -157,7 +157,10 @@ def test_html_has_no_inline_code_and_nothing_from_elsewhere(page: str) -> None:
     assert all(url.startswith("/") and not url.startswith("//") for url in parsed.urls), parsed.urls
 
 
-@pytest.mark.parametrize("page", ["signin.html", "signup.html", "account.html", "agent.html"])
+@pytest.mark.parametrize(
+    "page",
+    ["signin.html", "signup.html", "account.html", "agent.html", "staff-setup.html", "admin.html"],
+)
 def test_every_input_has_a_label_and_every_text_a_message(page: str) -> None:
     parsed = _parse(PAGES_DIR / page)
     assert parsed.inputs <= parsed.labels_for, parsed.inputs - parsed.labels_for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from api.deps import CurrentUser, ServicesDep, UserSession
 from api.problems import problem_responses
 from service.container import Services
-from service.errors import ServiceError
+from service.errors import ServiceError, Unavailable
 from service.events import END
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -45,7 +46,7 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
         "ends when its session ends."
     ),
     response_class=EventSourceResponse,
-    responses={**EVENT_STREAM, **problem_responses(401, 503)},
+    responses={**EVENT_STREAM, **problem_responses(401, 422, 503)},
 )
 async def stream_events(
     user: CurrentUser,
@@ -73,7 +74,10 @@ async def _events(
                 yield ServerSentEvent(event.data, event=event.name, id=event.id)
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                # Spread: streams opened together must not all ask Redis at the same moment.
+                event = await asyncio.wait_for(
+                    queue.get(), KEEPALIVE_SECONDS * random.uniform(0.8, 1.0)  # noqa: S311
+                )
             except TimeoutError:
                 if not await _still_signed_in(services, user):
                     return
@@ -86,6 +90,8 @@ async def _events(
 
 
 async def _still_signed_in(services: Services, user: UserSession) -> bool:
+    """False only when the session has ended: a store that does not answer now is asked
+    again at the next keep-alive (closing every page at once would bring them all back)."""
     try:
         if user.from_provider:
             if services.oidc is None:
@@ -93,6 +99,8 @@ async def _still_signed_in(services: Services, user: UserSession) -> bool:
             await services.oidc.tokens.verify(user.token)
             return True
         return await services.sessions.account_for(user.token) == user.account_id
+    except Unavailable:
+        return True
     except ServiceError:
         return False
 

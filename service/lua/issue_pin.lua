@@ -9,7 +9,8 @@
 -- Returns  {-1} when the session does not hold the account (nothing changed),
 --          {-2} when a second factor is required and the session did not use one,
 --          {0, ms until a slot frees} when over the limit (nothing changed),
---          {1, old h, old a, old pttl}: the replaced PIN, for an undo.
+--          {1, old h, old a, old pttl, expiry ms}: the replaced PIN, for an undo, and when
+--          the new one expires (also kept in the hash as e, so its status reads the same).
 -- Rules: a new PIN replaces the previous one in the same atomic step, so only the newest works.
 -- It leaves the account's failure counter (pinfail) alone: a new PIN does not reset the count
 -- of failed verifications (NIST SP 800-63B-4), so asking for PINs cannot buy more guesses.
@@ -36,6 +37,7 @@ redis.call('PEXPIRE', KEYS[2], window)
 local old = redis.call('HMGET', KEYS[1], 'h', 'a')
 local pttl = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'h', ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return {1, old[1], old[2], pttl}
+local expires = now_ms + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'h', ARGV[1], 'e', expires)
+redis.call('PEXPIREAT', KEYS[1], expires)
+return {1, old[1], old[2], pttl, expires}

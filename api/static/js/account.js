@@ -56,6 +56,10 @@ async function call(path, options = {}) {
 function eventText(event) {
   const anonymous = !event.agent && ["verified", "verify_failed"].includes(event.type);
   const key = anonymous ? `event.${event.type}.anonymous` : `event.${event.type}`;
+  // The case a check belonged to, when the agent gave one.
+  if (event.case_ref && hasMessage(`${key}.case`)) {
+    return t(`${key}.case`, { agent: event.agent ?? "", case: event.case_ref });
+  }
   // A kind of event newer than these pages still gets a line, not a message key.
   return t(hasMessage(key) ? key : "event.other", { agent: event.agent ?? "" });
 }

@@ -1,25 +1,37 @@
-// The agent console: verify a caller's PIN against the email of the account being discussed.
+// The agent console: support staff sign in (single sign-on, or email, password and an
+// authenticator code), then verify a caller's PIN against the email of the account discussed.
 import {
   api,
   ApiError,
   busy,
   errorMessage,
   formatTime,
+  hasMessage,
   onLanguageChange,
   showMessage,
   startPage,
   t,
 } from "./app.js";
+import { clearStaffSession, roleName, saveStaffSession, staffToken } from "./staff-session.js";
 
-// The agent's key lives in this tab's sessionStorage only: gone when the tab closes.
-const KEY_STORAGE = "support-pin.agent-key";
-
-const form = document.getElementById("verify-form");
 const errorBox = document.getElementById("error");
 const noticeBox = document.getElementById("notice");
-const keyInput = document.getElementById("agent-key");
+const signinPanel = document.getElementById("signin-panel");
+const ssoBox = document.getElementById("sso");
+const ssoLink = document.getElementById("sso-link");
+const ssoOr = document.getElementById("sso-or");
+const passwordStep = document.getElementById("password-step");
+const codeStep = document.getElementById("code-step");
+const staffEmail = document.getElementById("staff-email");
+const staffPassword = document.getElementById("staff-password");
+const staffCode = document.getElementById("staff-code");
+const consolePanel = document.getElementById("console");
+const staffWho = document.getElementById("staff-who");
+const adminLink = document.getElementById("admin-link");
+const form = document.getElementById("verify-form");
 const emailInput = document.getElementById("caller-email");
 const pinInput = document.getElementById("pin");
+const caseInput = document.getElementById("case-ref");
 const resultBox = document.getElementById("result");
 const resultAttempt = document.getElementById("result-attempt");
 const resultTitle = document.getElementById("result-title");
@@ -27,12 +39,78 @@ const resultDetail = document.getElementById("result-detail");
 const historyCard = document.getElementById("history-card");
 const historyList = document.getElementById("history");
 
+// The provider sends the browser back here with `#sso=<one-time code>` or `#sso_error=<reason>`.
+// Drop the fragment at once, so the code stays neither in the address bar nor in the history.
+const fragment = new URLSearchParams(window.location.hash.slice(1));
+if (window.location.hash) {
+  window.history.replaceState(null, "", window.location.pathname + window.location.search);
+}
+const ssoCode = fragment.get("sso");
+const ssoError = fragment.get("sso_error");
+
+// Why a staff single sign-on failed (`reason` of the callback or of the code exchange).
+const SSO_ERRORS = {
+  state: "signin.sso.error.state",
+  provider_error: "signin.sso.error.provider_error",
+  token: "signin.sso.error.token",
+  id_token: "signin.sso.error.token",
+  code: "signin.sso.error.code",
+  email: "agent.sso.error.email",
+  not_staff: "agent.sso.error.not_staff",
+  invalid_credentials: "agent.sso.error.disabled",
+  staff_exists: "agent.sso.error.staff_exists",
+};
+
+// What the sign-in offers (GET /v1/staff/auth/methods); null when that could not be read.
+let methods = null;
+// The signed-in staff member (GET /v1/staff/me) and their token; null when signed out.
+let me = null;
+let token = null;
+// The short-lived token that links the two sign-in steps; in memory only.
+let mfaToken = null;
+// A message on show that follows a language switch: { box, text (a function giving it),
+// shown (the text as shown, so one put there since by a form is left alone) }.
+const shown = new Map();
+
 // Every check in this tab, oldest first: { email, valid, at (Date), verifiedAt (Date|null) }.
 const checks = [];
+// True from the start of a check until its answer: no earlier answer is shown meanwhile (nor
+// after a check that failed to get one).
+let checking = false;
+
+function say(box, text) {
+  if (!text) {
+    shown.delete(box);
+    return showMessage(box, "");
+  }
+  const entry = { text, shown: text() };
+  shown.set(box, entry);
+  showMessage(box, entry.shown);
+}
+
+function resaySaid() {
+  for (const [box, entry] of shown) {
+    if (!box.hidden && box.textContent === entry.shown) say(box, entry.text);
+  }
+}
+
+function clearMessages() {
+  say(errorBox, null);
+  say(noticeBox, null);
+}
+
+function providerName() {
+  return methods?.sso?.display_name || t("signin.sso.provider");
+}
+
+function ssoErrorText(reason) {
+  const key = Object.hasOwn(SSO_ERRORS, reason) ? SSO_ERRORS[reason] : "signin.sso.error.other";
+  return () => t(hasMessage(key) ? key : "signin.sso.error.other", { provider: providerName() });
+}
 
 function renderResult() {
   const last = checks.at(-1);
-  resultBox.hidden = !last;
+  resultBox.hidden = !last || checking;
   if (!last) return;
   const sameCaller = checks.filter((check) => check.email === last.email).length;
   resultBox.dataset.result = last.valid ? "verified" : "not-verified";
@@ -68,25 +146,182 @@ function renderHistory() {
   );
 }
 
+function renderWho() {
+  if (!me) return;
+  staffWho.textContent = t("agent.signed-in-as", { name: me.name, role: roleName(t, me.role) });
+}
+
+/** The sign-in offers: the provider's button when there is one, and the built-in form. */
+function showMethods() {
+  const sso = methods?.sso ?? null;
+  if (sso) {
+    ssoLink.href = sso.login_url;
+    ssoLink.textContent = t("signin.sso.button", { provider: sso.display_name });
+  }
+  ssoBox.hidden = !sso;
+  ssoOr.hidden = !sso;
+}
+
+function showPasswordStep() {
+  mfaToken = null;
+  staffCode.value = "";
+  codeStep.hidden = true;
+  passwordStep.hidden = false;
+  staffPassword.value = "";
+}
+
+/** Back to the sign-in panel: the session is gone here (and on the server when it ended),
+ * unless `keepSession` (the service could not be asked; a reload tries it again). */
+function showSignIn(message, { keepSession = false } = {}) {
+  if (!keepSession) clearStaffSession();
+  me = null;
+  token = null;
+  checks.length = 0;
+  renderResult();
+  renderHistory();
+  consolePanel.hidden = true;
+  signinPanel.hidden = false;
+  showPasswordStep();
+  say(errorBox, null);
+  say(noticeBox, message ? () => t(message) : null);
+  staffEmail.focus();
+}
+
+/** Opens the console for the session in `token`; back to sign-in if the session is gone. */
+async function showConsole() {
+  try {
+    me = await api("/v1/staff/me", { token });
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      showSignIn("signin.session-ended");
+      return;
+    }
+    throw error;
+  }
+  signinPanel.hidden = true;
+  consolePanel.hidden = false;
+  adminLink.hidden = !["supervisor", "admin"].includes(me.role);
+  renderWho();
+  emailInput.focus();
+}
+
+async function signedIn(answer) {
+  saveStaffSession(answer);
+  token = answer.access_token;
+  mfaToken = null;
+  clearMessages();
+  try {
+    await showConsole();
+  } catch (error) {
+    say(errorBox, () => errorMessage(error));
+  }
+}
+
+/** Exchanges the provider's one-time code for a session; a function giving the error's text
+ * when that did not work. */
+async function finishProviderSignIn(oneTimeCode) {
+  say(noticeBox, () => t("signin.sso.finishing"));
+  try {
+    const answer = await api("/v1/staff/auth/oidc/token", {
+      method: "POST",
+      json: { code: oneTimeCode },
+    });
+    say(noticeBox, null);
+    await signedIn(answer);
+    return null;
+  } catch (error) {
+    say(noticeBox, null);
+    if (error instanceof ApiError && error.code === "oidc_failed") {
+      return ssoErrorText(error.problem?.reason ?? "code");
+    }
+    return () => errorMessage(error);
+  }
+}
+
+passwordStep.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say(noticeBox, null);
+  if (!staffEmail.value.trim()) return say(errorBox, () => t("form.email-required"));
+  if (!staffPassword.value) return say(errorBox, () => t("form.password-required"));
+  say(errorBox, null);
+  await busy(passwordStep, async () => {
+    try {
+      // Staff always have a second step: a right password answers 401 mfa_required.
+      await signedIn(
+        await api("/v1/staff/auth/token", {
+          method: "POST",
+          form: { username: staffEmail.value.trim(), password: staffPassword.value },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "mfa_required" && error.problem?.mfa_token) {
+        mfaToken = error.problem.mfa_token;
+        staffPassword.value = "";
+        passwordStep.hidden = true;
+        codeStep.hidden = false;
+        return;
+      }
+      say(errorBox, () => errorMessage(error));
+    }
+  });
+  if (!codeStep.hidden) staffCode.focus();
+  else if (!signinPanel.hidden) staffPassword.select();
+});
+
+codeStep.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const value = staffCode.value.replace(/\s+/g, "");
+  if (!value) return say(errorBox, () => t("form.code-required"));
+  say(errorBox, null);
+  let restart = false;
+  await busy(codeStep, async () => {
+    try {
+      await signedIn(
+        await api("/v1/staff/auth/token/mfa", {
+          method: "POST",
+          json: { mfa_token: mfaToken, code: value },
+        }),
+      );
+    } catch (error) {
+      // An unknown or expired step token means starting again from the password.
+      if (error instanceof ApiError && error.status === 401 && error.code !== "invalid_code") {
+        restart = true;
+        showPasswordStep();
+        say(errorBox, () => t("error.mfa_expired"));
+        return;
+      }
+      say(errorBox, () => errorMessage(error));
+    }
+  });
+  if (restart) staffEmail.focus();
+  else if (!codeStep.hidden && !signinPanel.hidden) staffCode.select();
+});
+
+document.getElementById("code-back").addEventListener("click", () => {
+  say(errorBox, null);
+  showPasswordStep();
+  staffEmail.focus();
+});
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  const key = keyInput.value.trim();
-  const email = emailInput.value.trim();
-  const pin = pinInput.value.replace(/\s+/g, "");
-  showMessage(noticeBox, "");
-  if (!key) return showMessage(errorBox, t("form.key-required"));
-  if (!email) return showMessage(errorBox, t("form.caller-email-required"));
-  if (!/^[0-9]{6,10}$/.test(pin)) return showMessage(errorBox, t("form.pin-invalid"));
-  showMessage(errorBox, "");
   // The previous answer goes the moment a new check starts, so it cannot be read as this one.
   resultBox.hidden = true;
-  sessionStorage.setItem(KEY_STORAGE, key);
+  const email = emailInput.value.trim();
+  const pin = pinInput.value.replace(/\s+/g, "");
+  const caseRef = caseInput.value.trim();
+  say(noticeBox, null);
+  if (!email) return say(errorBox, () => t("form.caller-email-required"));
+  if (!/^[0-9]{6,10}$/.test(pin)) return say(errorBox, () => t("form.pin-invalid"));
+  say(errorBox, null);
+  let ended = false;
+  checking = true;
   await busy(form, async () => {
     try {
       const answer = await api("/v1/agent/verifications", {
         method: "POST",
-        token: key,
-        json: { email, pin },
+        token,
+        json: caseRef ? { email, pin, case_ref: caseRef } : { email, pin },
       });
       checks.push({
         // The address as the service spells it (normalized), which is what was checked.
@@ -96,35 +331,70 @@ form.addEventListener("submit", async (event) => {
         verifiedAt: answer.verified_at ? new Date(answer.verified_at) : null,
       });
       pinInput.value = "";
+      checking = false;
       renderResult();
       renderHistory();
       resultBox.scrollIntoView({ block: "nearest" });
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
-        sessionStorage.removeItem(KEY_STORAGE);
-        showMessage(errorBox, t("error.agent_unauthenticated"));
+        ended = true;
         return;
       }
-      showMessage(errorBox, errorMessage(error));
+      say(errorBox, () => errorMessage(error));
     }
   });
+  if (ended) {
+    showSignIn("signin.session-ended");
+    return;
+  }
   // After the answer: ready for the next caller's PIN.
   pinInput.focus();
 });
 
-document.getElementById("forget-key").addEventListener("click", () => {
-  sessionStorage.removeItem(KEY_STORAGE);
-  keyInput.value = "";
-  showMessage(errorBox, "");
-  showMessage(noticeBox, t("agent.key-forgotten"));
-  keyInput.focus();
+document.getElementById("sign-out").addEventListener("click", async (event) => {
+  const button = event.currentTarget;
+  button.disabled = true;
+  try {
+    await api("/v1/staff/auth/logout", { method: "POST", token });
+  } catch {
+    // Signing out locally still happens; the session also expires by itself.
+  } finally {
+    button.disabled = false;
+  }
+  showSignIn("signin.signed-out");
 });
 
 onLanguageChange(() => {
+  showMethods();
+  renderWho();
   renderResult();
   renderHistory();
+  resaySaid();
 });
 
+// Read before the messages, so the page shows once, with the right parts (the body stays
+// hidden until startPage is done).
+token = ssoCode ? null : staffToken();
+if (!ssoCode) methods = await api("/v1/staff/auth/methods").catch(() => null);
+showMethods();
 await startPage();
-keyInput.value = sessionStorage.getItem(KEY_STORAGE) || "";
-(keyInput.value ? emailInput : keyInput).focus();
+showMethods(); // again, for the button's words in the page's language
+if (ssoCode) {
+  const failed = await finishProviderSignIn(ssoCode);
+  if (failed) {
+    methods = await api("/v1/staff/auth/methods").catch(() => null);
+    showSignIn(null);
+    showMethods();
+    say(errorBox, failed);
+  }
+} else if (token) {
+  try {
+    await showConsole();
+  } catch (error) {
+    showSignIn(null, { keepSession: true });
+    say(errorBox, () => errorMessage(error));
+  }
+} else {
+  showSignIn(null);
+  if (ssoError) say(errorBox, ssoErrorText(ssoError));
+}

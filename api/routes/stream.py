@@ -76,7 +76,8 @@ async def _events(
             try:
                 # Spread: streams opened together must not all ask Redis at the same moment.
                 event = await asyncio.wait_for(
-                    queue.get(), KEEPALIVE_SECONDS * random.uniform(0.8, 1.0)  # noqa: S311
+                    queue.get(),
+                    KEEPALIVE_SECONDS * random.uniform(0.8, 1.0),  # noqa: S311
                 )
             except TimeoutError:
                 if not await _still_signed_in(services, user):

@@ -52,7 +52,6 @@ class ReportService:
         if checked is None:
             raise InvalidReportLink()
         account_id, digest = checked
-        _, _, lock = self._redis.keys.pin_state(account_id)
         async with self._redis.guard():
             first_use = await self._redis.client.set(
                 self._redis.keys.report_used(account_id, digest.hex()),
@@ -60,14 +59,21 @@ class ReportService:
                 nx=True,
                 ex=REPORT_LINK_SECONDS,
             )
-            if not first_use:
-                raise InvalidReportLink()
+        if not first_use:
+            raise InvalidReportLink()
+        await self.lock_support_access(account_id, how="link")
+        return account_id
+
+    async def lock_support_access(self, account_id: UUID, *, how: str) -> None:
+        """What a report does: the PIN revoked, every session and live page ended, checks and
+        confirmations refused for 24 hours, and all of it audited (`how`: link, page)."""
+        _, _, lock = self._redis.keys.pin_state(account_id)
+        async with self._redis.guard():
             await self._redis.client.set(lock, b"reported", ex=REPORT_LOCK_SECONDS)
         await self._pins.revoke(account_id)
         await self._sessions.revoke_all(account_id)
         await self._audit.record(
-            AuditEvent(EventType.REPORTED, account_id, reason="link"),
+            AuditEvent(EventType.REPORTED, account_id, reason=how),
             AuditEvent(EventType.LOCKED, account_id, reason="reported"),
         )
         await self._events.end_streams(account_id)
-        return account_id

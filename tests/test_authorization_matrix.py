@@ -308,6 +308,7 @@ ROWS: tuple[Row, ...] = (
     Row("POST", "/v1/me/confirmations/{confirmation_id}/deny", customers(404), make=_made_up_id),
     Row("GET", "/v1/me/support-contact", customers(200)),
     Row("GET", "/v1/me/stream", customers(200), stream=True),
+    Row("POST", "/v1/me/support-lock", customers(200)),
     Row("POST", "/v1/report", public(400), json=lambda ctx: {"token": "rpt_made-up"}),
 )
 

@@ -450,3 +450,17 @@ async def test_admins_see_and_retry_notices(
     assert {notice["channel"] for notice in found} == {"email", "webhook"}
     retry = await h.client.post(f"/v1/admin/notices/{found[0]['id']}/retry", headers=admin.headers)
     assert_problem(retry, 404, "not_found")  # only a failed notice is retried
+
+
+async def test_the_page_button_locks_support_access(h: Harness) -> None:
+    email_address, user = await h.user()
+    pin = await h.issue_pin(user)
+    locked = await h.client.post("/v1/me/support-lock", headers=user)
+    assert locked.json() == {"status": "locked", "locked_for_seconds": 86400}
+    assert_problem(await h.client.get("/v1/me", headers=user), 401, "unauthenticated")
+    _, agent = await h.agent()
+    assert (await h.verify(agent, email_address, pin))["valid"] is False
+    fresh = {"Authorization": f"Bearer {await h.sign_in(email_address)}"}
+    assert (await h.verify(agent, email_address, await h.issue_pin(fresh)))["valid"] is False
+    types = [event["type"] for event in await h.events(fresh)]
+    assert {"reported", "locked", "revoked"} <= set(types)

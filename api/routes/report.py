@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep
+from api.deps import CurrentUser, ServicesDep
 from api.problems import problem_responses
 from schemas.common import StrictModel
 
@@ -34,4 +34,20 @@ class ReportOut(BaseModel):
 )
 async def report(body: ReportIn, services: ServicesDep) -> ReportOut:
     await services.reports.report(body.token)
+    return ReportOut(status="locked", locked_for_seconds=24 * 3600)
+
+
+@router.post(
+    "/me/support-lock",
+    summary="Wasn't you? Lock support access to this account",
+    description=(
+        "For a check or a call the customer does not recognise: the PIN is revoked, every "
+        "session ends (this one too), and verifications and confirmations are refused for "
+        "24 hours. The same as the link in a notice email."
+    ),
+    response_model=ReportOut,
+    responses=problem_responses(401, 503),
+)
+async def lock_support_access(user: CurrentUser, services: ServicesDep) -> ReportOut:
+    await services.reports.lock_support_access(user.account_id, how="page")
     return ReportOut(status="locked", locked_for_seconds=24 * 3600)

@@ -26,6 +26,7 @@ from api.routes import (
     mfa,
     oidc,
     report,
+    self_service,
     staff,
     stream,
 )
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         confirmations.agent_router,
         confirmations.me_router,
         report.router,
+        self_service.me_router,
+        self_service.auth_router,
         staff.router,
         admin.router,
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 from fastapi import FastAPI
+from sse_starlette.sse import AppStatus
 
 from api.app import create_app
 
@@ -20,3 +21,9 @@ def create_served_app() -> FastAPI:
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GENERATION0_THRESHOLD, gen1, gen2)
     return app
+
+
+def close_streams() -> None:
+    """End every open event stream of this process (the server is shutting down):
+    sse-starlette's documented switch, which it watches itself only under uvicorn."""
+    AppStatus.should_exit = True

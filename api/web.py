@@ -1,6 +1,6 @@
-"""The web pages (sign-in, account with the Support PIN dialog, agent console, staff set-up,
-administration) and the offline API docs, served by the service itself on top of the public
-v1 API.
+"""The web pages (sign-in, account with the Support PIN dialog, "This wasn't me", agent
+console, staff set-up, administration) and the offline API docs, served by the service itself
+on top of the public v1 API.
 
 Pages are static HTML; their text comes from per-language message files and their behaviour
 from JavaScript modules under `api/static/`. Every answer here sets its own security headers,
@@ -74,6 +74,13 @@ async def sign_up_page() -> HTMLResponse:
 @router.get("/account", response_class=HTMLResponse)
 async def account_page() -> HTMLResponse:
     return _page("account.html")
+
+
+@router.get("/report", response_class=HTMLResponse)
+async def report_page() -> HTMLResponse:
+    """ "This wasn't me": the page of the link in a notice email (its token is in the fragment,
+    which never reaches the server)."""
+    return _page("report.html")
 
 
 @router.get("/agent", response_class=HTMLResponse)

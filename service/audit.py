@@ -219,7 +219,7 @@ def _rows(events: tuple[AuditEvent, ...]) -> list[sql.EventRow]:
     request_id = request_id_var.get()
     return [
         sql.EventRow(
-            event_id=uuid.uuid4(),
+            event_id=event.id or uuid.uuid4(),
             type=event.type.value,
             account_id=event.account_id,
             agent_id=event.agent.id if event.agent else None,

@@ -181,11 +181,26 @@ def _serve_worker(config: Config, sock: socket.socket) -> None:
     import uvloop
     from hypercorn.asyncio import serve
 
-    from api.serving import create_served_app
+    from api.serving import close_streams, create_served_app
 
     config.bind = [f"fd://{sock.detach()}"]
     app = create_served_app()
-    uvloop.run(serve(app, config))  # type: ignore[arg-type]  # Starlette's ASGI types are not hypercorn's
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+        async def shutdown_trigger() -> None:
+            # hypercorn's documented hook: on the signal, open event streams (which never
+            # finish by themselves) end first, so the graceful wait is for real requests.
+            await stop.wait()
+            close_streams()
+
+        await serve(app, config, shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]  # Starlette's ASGI types are not hypercorn's
+
+    uvloop.run(main())
 
 
 def _serve_workers(config: Config, sock: socket.socket, workers: int) -> int:

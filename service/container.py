@@ -17,7 +17,7 @@ from service.devices import DeviceCookies
 from service.events import EventBus
 from service.limits import Limit, RateLimiter
 from service.mfa import MfaService
-from service.notices import WEBHOOK_TYPES, NoticeWorker, ReportLinks
+from service.notices import NoticeWorker, ReportLinks
 from service.oidc import (
     AccessTokens,
     CustomerProvider,
@@ -25,12 +25,13 @@ from service.oidc import (
     ProviderKeys,
     SignInCodes,
 )
+from service.passkeys import Passkeys
 from service.passwords import PasswordHasher
-from service.persistence.audit import NoticeRule
 from service.persistence.db import Database
 from service.pins import PinService
 from service.redis_store import Keys, RedisStore, make_client
 from service.reports import ReportService
+from service.self_service import ResetLinks, SelfService
 from service.sessions import SessionStore
 from service.settings import RATE_LIMIT_NAMES, Settings
 from service.staff import StaffService
@@ -57,6 +58,8 @@ class Services:
     confirmations: ConfirmationService
     notices: NoticeWorker
     reports: ReportService
+    self_service: SelfService
+    passkeys: Passkeys
     http: httpx2.AsyncClient
     # The customers' OpenID Connect provider (None unless OIDC_ISSUER is set).
     oidc: CustomerProvider | None = None
@@ -102,9 +105,11 @@ async def open_services(settings: Settings) -> Services:
     )
     http = httpx2.AsyncClient(timeout=httpx2.Timeout(10.0), follow_redirects=False)
     links = ReportLinks(settings.keys.report_link, settings.public_url)
+    reset_links = ResetLinks(settings.keys.reset_link, settings.public_url)
     worker = NoticeWorker(
         db,
         links,
+        reset_links,
         smtp_url=settings.smtp_url.get_secret_value() if settings.smtp_url else None,
         mail_from=settings.mail_from,
         webhook_url=settings.webhook_url,
@@ -115,7 +120,7 @@ async def open_services(settings: Settings) -> Services:
     )
     audit = AuditLog(
         db,
-        notices=NoticeRule(tuple(WEBHOOK_TYPES), worker.channels),
+        notices=worker.rule,
         on_notice=worker.wake,
     )
     keys = settings.keys
@@ -201,6 +206,19 @@ async def open_services(settings: Settings) -> Services:
         events=events,
         notices=worker,
         reports=ReportService(redis, audit, links, pins, sessions, events),
+        self_service=SelfService(
+            db,
+            redis,
+            audit,
+            accounts,
+            hasher,
+            sessions,
+            pins,
+            events,
+            limits,
+            reset_links,
+        ),
+        passkeys=Passkeys(db, redis, audit, sessions),
         http=http,
         confirmations=ConfirmationService(
             redis,

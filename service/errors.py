@@ -99,6 +99,41 @@ class OidcFailed(ServiceError):
         self.reason = reason
 
 
+class WrongPassword(InvalidCredentials):
+    """The current password, asked again by a signed-in user, is not right."""
+
+    status = 400
+    detail = "The current password is not correct."
+
+    def __init__(self, field: str = "current_password") -> None:
+        super().__init__(
+            errors=[{"loc": ["body", field], "msg": self.detail, "type": "invalid_credentials"}]
+        )
+
+
+class NoPassword(ServiceError):
+    status = 409
+    code = "no_password"
+    title = "No password"
+    detail = "This account signs in through the company's identity provider and has no password."
+
+
+class RecentSignInRequired(ServiceError):
+    status = 403
+    code = "recent_sign_in_required"
+    title = "Sign in again"
+    detail = "Sign in again (within the last 5 minutes) to do this."
+
+
+class InvalidLink(ServiceError):
+    """A link's token (password reset) that is wrong, expired, replaced or used."""
+
+    status = 400
+    code = "invalid_token"
+    title = "Invalid link"
+    detail = "The link is not valid, has expired, was replaced by a newer one or was used."
+
+
 class EmailTaken(ServiceError):
     status = 409
     code = "email_taken"

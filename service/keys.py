@@ -29,6 +29,7 @@ class DerivedKeys:
     staff_mfa_token: bytes
     confirmation_code: bytes
     report_link: bytes
+    reset_link: bytes
 
     @classmethod
     def from_secret(cls, secret: bytes) -> DerivedKeys:
@@ -46,6 +47,7 @@ class DerivedKeys:
             staff_mfa_token=_derive(secret, b"support-pin/staff-mfa-token-hmac/v1"),
             confirmation_code=_derive(secret, b"support-pin/confirmation-code-hmac/v1"),
             report_link=_derive(secret, b"support-pin/report-link-hmac/v1"),
+            reset_link=_derive(secret, b"support-pin/password-reset-link-hmac/v1"),
         )
 
     def __repr__(self) -> str:

@@ -63,6 +63,13 @@ class EventType(StrEnum):
     CONFIRMATION_APPROVED = "confirmation_approved"
     CONFIRMATION_DENIED = "confirmation_denied"  # reason: wrong_number, reported, locked
     REPORTED = "reported"  # the customer reported a call or a check as not theirs
+    # Self-service.
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 (an event's name)
+    PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105
+    PASSWORD_RESET = "password_reset"  # noqa: S105
+    PASSKEY_ADDED = "passkey_added"
+    PASSKEY_REMOVED = "passkey_removed"
+    ACCOUNT_DELETED = "account_deleted"
 
 
 # What an account holder sees of the audit log (the events list on the account page).
@@ -81,6 +88,10 @@ AccountVisibleEventType = Literal[
     "confirmation_approved",
     "confirmation_denied",
     "reported",
+    "password_changed",
+    "password_reset",
+    "passkey_added",
+    "passkey_removed",
 ]
 ACCOUNT_VISIBLE_EVENTS: tuple[EventType, ...] = tuple(
     EventType(name) for name in get_args(AccountVisibleEventType)
@@ -98,6 +109,8 @@ class AuditEvent:
     case_ref: str | None = None
     # What an administrative action was done to (a staff email, a key's name, an address).
     target: str | None = None
+    # Chosen by the caller when something else must name the row (a reset link does).
+    id: UUID | None = None
 
 
 @dataclass(frozen=True)

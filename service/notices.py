@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -35,7 +35,11 @@ from standardwebhooks import Webhook
 from service.errors import NotFound
 from service.keys import keyed_digest
 from service.persistence import notices as sql
+from service.persistence.audit import NoticeRule
 from service.persistence.db import Database
+
+if TYPE_CHECKING:
+    from service.self_service import ResetLinks
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,18 @@ WEBHOOK_TYPES = {
     "locked": "account.locked",
     "reported": "account.reported",
 }
+# Every change an account holder must hear of is emailed; these too, for the email's link.
+EMAIL_TYPES = (
+    *WEBHOOK_TYPES,
+    "password_changed",
+    "password_reset",
+    "password_reset_requested",
+    "mfa_enabled",
+    "mfa_disabled",
+    "passkey_added",
+    "passkey_removed",
+    "account_deleted",
+)
 LEASE_SECONDS = 60
 BATCH = 100
 POLL_SECONDS = 1.0
@@ -58,6 +74,7 @@ REPORT_LINK_SECONDS = 24 * 3600
 @dataclass(frozen=True)
 class Notice:
     id: UUID
+    event_id: UUID
     channel: str
     attempts: int
     give_up_at: datetime
@@ -137,6 +154,29 @@ _TEXT: dict[str, dict[str, str]] = {
         "not_me.text": "If this wasn't you, lock support access to your account here "
         "(the link works once, for 24 hours): {link}",
         "rule": "Only read your support PIN to Support on a call that you made.",
+        "password_changed.subject": "Your password was changed",
+        "password_changed.body": "The password of your account was changed at {time}. Every "
+        "other signed-in session was ended.",
+        "password_reset.subject": "Your password was reset",
+        "password_reset.body": "The password of your account was reset at {time}. Every session "
+        "was ended and your support PIN was cancelled.",
+        "password_reset_requested.subject": "Reset your password",
+        "password_reset_requested.body": "Someone asked at {time} to reset the password of your "
+        "account. If it was you, set a new password with the link below; it works once, for 30 "
+        "minutes. If it was not you, ignore this email.",
+        "mfa_enabled.subject": "Two-factor sign-in was turned on",
+        "mfa_enabled.body": "Two-factor sign-in was turned on for your account at {time}.",
+        "mfa_disabled.subject": "Two-factor sign-in was turned off",
+        "mfa_disabled.body": "Two-factor sign-in was turned off for your account at {time}.",
+        "passkey_added.subject": "A passkey was added",
+        "passkey_added.body": "A passkey was added to your account at {time}.",
+        "passkey_removed.subject": "A passkey was removed",
+        "passkey_removed.body": "A passkey was removed from your account at {time}.",
+        "account_deleted.subject": "Your account was deleted",
+        "account_deleted.body": "Your account was deleted at {time}. This is the last email "
+        "we send to this address about it.",
+        "reset": "Set a new password",
+        "reset.text": "Set a new password here (the link works once, for 30 minutes): {link}",
     },
     "sv": {
         "verified.subject": "Supporten kontrollerade din support-PIN",
@@ -159,12 +199,38 @@ _TEXT: dict[str, dict[str, str]] = {
         "not_me.text": "Om det inte var du kan du låsa supportens åtkomst till ditt konto här "
         "(länken fungerar en gång, i 24 timmar): {link}",
         "rule": "Läs bara upp din support-PIN för supporten i ett samtal som du själv ringt.",
+        "password_changed.subject": "Ditt lösenord har ändrats",
+        "password_changed.body": "Lösenordet för ditt konto ändrades {time}. Alla andra "
+        "inloggningar avslutades.",
+        "password_reset.subject": "Ditt lösenord har återställts",
+        "password_reset.body": "Lösenordet för ditt konto återställdes {time}. Alla inloggningar "
+        "avslutades och din support-PIN togs bort.",
+        "password_reset_requested.subject": "Återställ ditt lösenord",
+        "password_reset_requested.body": "Någon bad {time} om att få återställa lösenordet för "
+        "ditt konto. Om det var du kan du välja ett nytt lösenord med länken nedan; den fungerar "
+        "en gång, i 30 minuter. Om det inte var du kan du strunta i det här mejlet.",
+        "mfa_enabled.subject": "Tvåstegsinloggning har slagits på",
+        "mfa_enabled.body": "Tvåstegsinloggning slogs på för ditt konto {time}.",
+        "mfa_disabled.subject": "Tvåstegsinloggning har stängts av",
+        "mfa_disabled.body": "Tvåstegsinloggning stängdes av för ditt konto {time}.",
+        "passkey_added.subject": "En nyckel har lagts till",
+        "passkey_added.body": "En nyckel (passkey) lades till på ditt konto {time}.",
+        "passkey_removed.subject": "En nyckel har tagits bort",
+        "passkey_removed.body": "En nyckel (passkey) togs bort från ditt konto {time}.",
+        "account_deleted.subject": "Ditt konto har raderats",
+        "account_deleted.body": "Ditt konto raderades {time}. Det här är det sista mejlet vi "
+        "skickar till den här adressen om det.",
+        "reset": "Välj ett nytt lösenord",
+        "reset.text": "Välj ett nytt lösenord här (länken fungerar en gång, i 30 minuter): {link}",
     },
 }
 
 
-def email_for(notice: Notice, sender: str, link: str | None) -> EmailMessage:
-    """The notice as an email: a plain and an HTML part in the account's language."""
+def email_for(
+    notice: Notice, sender: str, link: str | None, link_kind: str = "not_me"
+) -> EmailMessage:
+    """The notice as an email: a plain and an HTML part in the account's language, with a
+    link ("This wasn't me", or a password reset's) when there is one."""
     text = _TEXT.get(notice.language, _TEXT["en"])
     when = notice.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     case = text["case"].format(case=notice.case_ref) if notice.case_ref else ""
@@ -178,8 +244,8 @@ def email_for(notice: Notice, sender: str, link: str | None) -> EmailMessage:
     plain = [body, "", text["rule"]]
     html = [f"<p>{escape(body)}</p>", f"<p>{escape(text['rule'])}</p>"]
     if link is not None:
-        plain += ["", text["not_me.text"].format(link=link)]
-        html.append(f'<p><a href="{escape(link)}">{escape(text["not_me"])}</a></p>')
+        plain += ["", text[f"{link_kind}.text"].format(link=link)]
+        html.append(f'<p><a href="{escape(link)}">{escape(text[link_kind])}</a></p>')
     message.set_content("\n".join(plain) + "\n")
     message.add_alternative(
         f'<!doctype html><html lang="{notice.language}"><body>{"".join(html)}</body></html>',
@@ -211,6 +277,7 @@ class NoticeWorker:
         self,
         db: Database,
         links: ReportLinks,
+        reset_links: ResetLinks,
         *,
         smtp_url: str | None,
         mail_from: str,
@@ -220,6 +287,7 @@ class NoticeWorker:
     ) -> None:
         self._db = db
         self._links = links
+        self._reset_links = reset_links
         self._smtp_url = smtp_url
         self._mail_from = mail_from
         self._webhook_url = webhook_url
@@ -229,9 +297,12 @@ class NoticeWorker:
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def channels(self) -> tuple[str, ...]:
+    def rule(self) -> NoticeRule:
         """Email always (written to the log when no SMTP server is set); webhooks when set."""
-        return ("email", "webhook") if self._webhook_url else ("email",)
+        pairs = [("email", event_type) for event_type in EMAIL_TYPES]
+        if self._webhook_url:
+            pairs += [("webhook", event_type) for event_type in WEBHOOK_TYPES]
+        return NoticeRule(tuple(pairs))
 
     def wake(self) -> None:
         """Notices were just written: look now rather than at the next poll."""
@@ -282,7 +353,7 @@ class NoticeWorker:
 
     async def _deliver(self, notice: Notice) -> None:
         try:
-            if notice.voided or notice.type not in WEBHOOK_TYPES:
+            if notice.voided:
                 pass  # its event was answered with an error: it never happened
             elif notice.channel == "email":
                 await self._send_email(notice)
@@ -311,11 +382,11 @@ class NoticeWorker:
     async def _send_email(self, notice: Notice) -> None:
         if not notice.email:
             return  # an account with no address: nothing to send, nothing to retry
-        link = self._links.link(notice.account_id, notice.id) if notice.account_id else None
-        message = email_for(notice, self._mail_from, link)
+        link, kind = self._link_of(notice)
+        message = email_for(notice, self._mail_from, link, kind)
         if self._smtp_url is None:
             # The embedded default: the message goes to the log, its link redacted.
-            redacted = email_for(notice, self._mail_from, "[link redacted]")
+            redacted = email_for(notice, self._mail_from, "[link redacted]" if link else None, kind)
             log.info(
                 "email (no SMTP_URL set) to %s: %s\n%s",
                 notice.email,
@@ -334,6 +405,15 @@ class NoticeWorker:
             start_tls=None if target.scheme == "smtp" else False,
             timeout=SEND_TIMEOUT_SECONDS,
         )
+
+    def _link_of(self, notice: Notice) -> tuple[str | None, str]:
+        """A password reset's link for its request; "This wasn't me" for the others."""
+        if notice.account_id is None or notice.type == "account_deleted":
+            return None, "not_me"
+        if notice.type == "password_reset_requested":
+            issued = notice.at.timestamp()
+            return self._reset_links.link(notice.account_id, notice.event_id, issued), "reset"
+        return self._links.link(notice.account_id, notice.id), "not_me"
 
     async def _send_webhook(self, notice: Notice) -> None:
         if self._webhook is None or self._webhook_url is None:
@@ -371,6 +451,7 @@ def _describe(exc: Exception) -> str:
 def _notice(row: Any) -> Notice:
     return Notice(
         id=row["id"],
+        event_id=row["event_id"],
         channel=row["channel"],
         attempts=row["attempts"],
         give_up_at=row["give_up_at"],

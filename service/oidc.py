@@ -70,6 +70,7 @@ class ProviderIdentity:
     email: str | None
     email_verified: bool | None
     mfa: bool
+    issued_at: float | None = None  # the token's `iat`
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> ProviderIdentity:
@@ -81,6 +82,7 @@ class ProviderIdentity:
             email=email if isinstance(email, str) else None,
             email_verified=verified if isinstance(verified, bool) else None,
             mfa=is_mfa(claims.get("amr")),
+            issued_at=float(claims["iat"]) if isinstance(claims.get("iat"), int | float) else None,
         )
 
 

@@ -138,6 +138,18 @@ class Keys:
         """A "This wasn't me" link that was used (links work once)."""
         return f"{self._of_account('reportused', account_id)}:{digest}"
 
+    def password_reset(self, account_id: UUID) -> str:
+        """The account's newest password-reset request (only its link works), for 30 min."""
+        return self._of_account("pwreset", account_id)
+
+    def passkey_registration(self, account_id: UUID) -> str:
+        """The challenge of the account's passkey being added (single use, 5 minutes)."""
+        return self._of_account("pkreg", account_id)
+
+    def passkey_sign_in(self, challenge_digest: str) -> str:
+        """A passkey sign-in's challenge (single use, 5 minutes)."""
+        return f"{self.prefix}pkauth:{challenge_digest}"
+
     def rate_limit(self, limit: str, subject: str) -> str:
         """A limit's log; `subject` is an account tag (the log shares the account's slot) or
         a keyed digest of an address or email."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from service.audit import AuditLog
-from service.errors import InvalidToken
+from service.errors import InvalidLink
 from service.events import EventBus
 from service.models import AuditEvent, EventType
 from service.notices import REPORT_LINK_SECONDS, ReportLinks
@@ -18,15 +18,6 @@ from service.redis_store import RedisStore
 from service.sessions import SessionStore
 
 REPORT_LOCK_SECONDS = 24 * 3600
-
-
-class InvalidReportLink(InvalidToken):
-    status = 400
-    detail = "The link is not valid, has expired or was used already."
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {}
 
 
 class ReportService:
@@ -47,10 +38,10 @@ class ReportService:
         self._events = events
 
     async def report(self, token: str) -> UUID:
-        """Lock support access to the link's account; `InvalidReportLink` otherwise."""
+        """Lock support access to the link's account; `InvalidLink` otherwise."""
         checked = self._links.check(token)
         if checked is None:
-            raise InvalidReportLink()
+            raise InvalidLink()
         account_id, digest = checked
         async with self._redis.guard():
             first_use = await self._redis.client.set(
@@ -60,7 +51,7 @@ class ReportService:
                 ex=REPORT_LINK_SECONDS,
             )
         if not first_use:
-            raise InvalidReportLink()
+            raise InvalidLink()
         await self.lock_support_access(account_id, how="link")
         return account_id
 

@@ -125,3 +125,14 @@ class SessionStore:
                 pipe.srem(index, *digests)
                 replies = await pipe.execute()
         return sum(int(r) for r in replies[:-1])
+
+    async def age_seconds(self, token: str) -> float | None:
+        """How long ago the session was made (from its remaining TTL), or None."""
+        claim = self.claim(token)
+        if claim is None:
+            return None
+        async with self._redis.guard():
+            left_ms = await self._redis.client.pttl(claim.redis_key)
+        if left_ms < 0:
+            return None
+        return max(0.0, self.ttl_seconds - left_ms / 1000)

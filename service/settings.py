@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     webhook_url: str | None = Field(default=None, pattern=r"^https?://\S+$")
     webhook_secret: SecretStr | None = None
 
+    # Passkeys (WebAuthn): the relying party's id (the site's domain) and the pages' origin;
+    # unset, both come from the host the request was made to.
+    webauthn_rp_id: str | None = Field(default=None, pattern=r"^[a-z0-9.-]+$", max_length=253)
+    webauthn_origin: str | None = Field(
+        default=None, pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"
+    )
+    webauthn_rp_name: str = Field(default="Support PIN", min_length=1, max_length=64)
+
     # HTTP.
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # The HTTP edge `support-pin serve` enforces: the largest request head, the seconds a

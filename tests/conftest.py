@@ -23,6 +23,9 @@ from service.persistence.migrations import migrate
 from service.settings import RATE_LIMIT_NAMES, Settings
 from tests.stores import TestStores, database_url, test_stores
 
+# Fixtures shared beyond this file: `smtp`, a real SMTP server.
+pytest_plugins = ("tests.mailbox",)
+
 PASSWORD = "correct horse battery staple"
 PROBLEM = "application/problem+json"
 # A verification's answer for every way of being wrong.

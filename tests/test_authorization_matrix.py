@@ -161,7 +161,8 @@ async def _confirmation_of_another(h: Harness) -> dict[str, str]:
 
 
 async def _made_up_id(_: Harness) -> dict[str, str]:
-    return {"confirmation_id": "made-up-id", "notice_id": str(uuid.uuid4())}
+    made_up = str(uuid.uuid4())
+    return {"confirmation_id": "made-up-id", "notice_id": made_up, "passkey_id": made_up}
 
 
 def _verification(ctx: Context) -> dict[str, Any]:
@@ -310,6 +311,32 @@ ROWS: tuple[Row, ...] = (
     Row("GET", "/v1/me/stream", customers(200), stream=True),
     Row("POST", "/v1/me/support-lock", customers(200)),
     Row("POST", "/v1/report", public(400), json=lambda ctx: {"token": "rpt_made-up"}),
+    # Self-service (the wrong password and the made-up tokens keep every account as it is).
+    Row(
+        "POST",
+        "/v1/me/password",
+        customers(400),
+        json=lambda ctx: {"current_password": "not-it", "new_password": PASSWORD + " new"},
+    ),
+    Row("POST", "/v1/auth/password-reset", public(202), json=lambda ctx: {"email": ctx.email}),
+    Row(
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        public(400),
+        json=lambda ctx: {"token": "prt_made-up", "new_password": PASSWORD + " new"},
+    ),
+    Row("DELETE", "/v1/me", customers(400), json=lambda ctx: {"password": "not-it"}),
+    Row("POST", "/v1/me/passkeys/options", customers(200)),
+    Row(
+        "POST",
+        "/v1/me/passkeys",
+        customers(400),  # no passkey was being added: refused whatever the credential
+        json=lambda ctx: {"name": "Phone", "credential": {}},
+    ),
+    Row("GET", "/v1/me/passkeys", customers(200)),
+    Row("DELETE", "/v1/me/passkeys/{passkey_id}", customers(404), make=_made_up_id),
+    Row("POST", "/v1/auth/passkey/options", public(200)),
+    Row("POST", "/v1/auth/passkey", public(401), json=lambda ctx: {"credential": {}}),
 )
 
 

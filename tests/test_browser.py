@@ -679,6 +679,8 @@ async def test_an_expired_pin_is_reported_in_the_dialog(
         )
         await expect(dialog.locator("#pin-panel")).to_be_hidden()
         assert (await short_lived_status(short_lived, email))["active"] is False
+        # The page's live stream would log its reconnects to a service that is gone.
+        await user.close()
 
 
 async def short_lived_status(service: LiveService, email: str) -> dict[str, Any]:

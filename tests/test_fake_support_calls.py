@@ -5,38 +5,23 @@ receiver), on real PostgreSQL and Redis."""
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import json
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from email.message import EmailMessage
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from standardwebhooks import Webhook
 
 from tests.conftest import Harness, HarnessFactory, assert_problem, wrong_pin
 from tests.live import free_port
+from tests.mailbox import Inbox, eventually
 
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWZvci10aGUtd2ViaG9vay10ZXN0cw=="
-
-
-async def eventually(check: Callable[[], Any], seconds: float = 15.0) -> Any:
-    """Poll `check` until it returns something truthy (deliveries run in the background)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError("not within the time allowed")
-        await asyncio.sleep(0.05)
 
 
 # -- confirmations --------------------------------------------------------------------------
@@ -226,37 +211,6 @@ async def test_call_status_window_after_a_verification(
 
 
 # -- notices: a real SMTP server and a real webhook receiver --------------------------------
-
-
-class Inbox:
-    """aiosmtpd's handler: the messages a real SMTP server received."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.refuse = False
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
-        if self.refuse:
-            return "451 try again later"
-        self.messages.append(
-            email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
-        return "250 OK"
-
-    def to(self, address: str) -> list[EmailMessage]:
-        return [message for message in self.messages if message["To"] == address]
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
 
 
 class Receiver:

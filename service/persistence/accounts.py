@@ -9,7 +9,7 @@ import asyncpg
 from service.errors import EmailTaken
 from service.persistence.db import Connection
 
-_COLUMNS = "id, email, password_hash, created_at"
+_COLUMNS = "id, email, password_hash, created_at, deleted_at"
 
 
 async def create_account(
@@ -53,3 +53,24 @@ async def account_by_id(conn: Connection, account_id: UUID) -> asyncpg.Record | 
 async def account_id_by_email(conn: Connection, email: str) -> UUID | None:
     account_id: UUID | None = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", email)
     return account_id
+
+
+async def set_password(conn: Connection, account_id: UUID, password_hash: str) -> None:
+    await conn.execute(
+        "UPDATE accounts SET password_hash = $2 WHERE id = $1", account_id, password_hash
+    )
+
+
+async def forget(conn: Connection, account_id: UUID, pseudonym: str) -> None:
+    """Delete an account but its row, which the audit log names: nothing of the person stays
+    (address, password, second factors, passkeys, links to a provider); the address is free
+    for a new account."""
+    for table in ("account_identities", "account_totp", "account_recovery_codes", "passkeys"):
+        await conn.execute(f"DELETE FROM {table} WHERE account_id = $1", account_id)  # noqa: S608 (constant names)
+    await conn.execute(
+        """UPDATE accounts SET email = NULL, email_skeleton = NULL, password_hash = NULL,
+               deleted_at = now(), pseudonym = $2
+           WHERE id = $1""",
+        account_id,
+        pseudonym,
+    )

@@ -34,11 +34,14 @@ WITH inserted AS (
     ORDER BY e.n
     RETURNING id, occurred_at, event_id, type, account_id
 ), noticed AS (
-    -- The outbox: a notice per channel for each event of an account that calls for one.
-    INSERT INTO notices (event_id, channel)
-    SELECT i.event_id, c.channel
-    FROM inserted i CROSS JOIN unnest($2::text[]) AS c(channel)
-    WHERE i.account_id IS NOT NULL AND i.type = ANY($3::text[])
+    -- The outbox: a notice per channel for each event of an account that calls for one. The
+    -- notice of a deletion keeps the address, which the account is about to lose.
+    INSERT INTO notices (event_id, channel, to_address)
+    SELECT i.event_id, r.channel,
+           CASE WHEN i.type = 'account_deleted'
+                THEN (SELECT a.email FROM accounts a WHERE a.id = i.account_id) END
+    FROM inserted i JOIN unnest($2::text[], $3::text[]) AS r(channel, type) ON r.type = i.type
+    WHERE i.account_id IS NOT NULL
 )
 SELECT array_agg(occurred_at ORDER BY id) FROM inserted
 """
@@ -60,10 +63,13 @@ class EventRow:
 
 @dataclass(frozen=True)
 class NoticeRule:
-    """Which events an account holder is told of outside the page, and by which channels."""
+    """Which events an account holder is told of outside the page: (channel, type) pairs."""
 
-    types: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def types(self) -> frozenset[str]:
+        return frozenset(event_type for _, event_type in self.pairs)
 
 
 NO_NOTICES = NoticeRule()
@@ -78,7 +84,10 @@ async def insert_events(
     # `str` does the same for asyncpg's own UUID type (ids read from Postgres).
     payload = orjson.dumps(list(rows), default=str).decode()
     stamps: list[datetime] = await conn.fetchval(
-        _INSERT_MANY, payload, list(notices.channels), list(notices.types)
+        _INSERT_MANY,
+        payload,
+        [channel for channel, _ in notices.pairs],
+        [event_type for _, event_type in notices.pairs],
     )
     return stamps
 
@@ -121,7 +130,7 @@ async def search(conn: Connection, query: AuditQuery, limit: int) -> list[asyncp
     """Audit rows matching every filter given, newest first, voided rows left out. `email`
     finds the account's rows and administrative actions done to that address."""
     return await conn.fetch(
-        """SELECT e.id, e.occurred_at, e.type, a.email AS account_email,
+        """SELECT e.id, e.occurred_at, e.type, coalesce(a.email, a.pseudonym) AS account_email,
                   coalesce(e.actor, CASE WHEN e.agent_name IS NOT NULL
                                          THEN 'key:' || e.agent_name END) AS actor,
                   e.case_ref, e.reason, e.request_id, e.target

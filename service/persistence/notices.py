@@ -23,10 +23,11 @@ async def claim(conn: Connection, limit: int, lease_seconds: int) -> list[asyncp
                    ORDER BY next_attempt_at
                    LIMIT $1
                    FOR UPDATE SKIP LOCKED)
-               RETURNING n.id, n.event_id, n.channel, n.attempts, n.give_up_at
+               RETURNING n.id, n.event_id, n.channel, n.attempts, n.give_up_at, n.to_address
            )
-           SELECT c.id, c.channel, c.attempts, c.give_up_at, e.type, e.occurred_at,
-                  e.agent_name, e.case_ref, e.reason, e.account_id, a.email, a.language,
+           SELECT c.id, c.event_id, c.channel, c.attempts, c.give_up_at, e.type, e.occurred_at,
+                  e.agent_name, e.case_ref, e.reason, e.account_id,
+                  coalesce(c.to_address, a.email) AS email, a.language,
                   EXISTS (SELECT 1 FROM audit_voids v WHERE v.event_id = c.event_id) AS voided
            FROM claimed c
            JOIN audit_events e ON e.event_id = c.event_id
@@ -39,7 +40,7 @@ async def claim(conn: Connection, limit: int, lease_seconds: int) -> list[asyncp
 async def delivered(conn: Connection, notice_id: UUID) -> None:
     await conn.execute(
         """UPDATE notices SET status = 'delivered', delivered_at = now(), lease_until = NULL,
-               last_error = NULL
+               last_error = NULL, to_address = NULL
            WHERE id = $1""",
         notice_id,
     )

@@ -1,5 +1,6 @@
 // The agent console: support staff sign in (single sign-on, or email, password and an
-// authenticator code), then verify a caller's PIN against the email of the account discussed.
+// authenticator code), then verify a caller's PIN against the email of the account discussed, or
+// ask the caller to confirm on their account page which number the agent reads (number matching).
 import {
   api,
   ApiError,
@@ -12,6 +13,7 @@ import {
   startPage,
   t,
 } from "./app.js";
+import { followEventStream } from "./event-stream.js";
 import { clearStaffSession, roleName, saveStaffSession, staffToken } from "./staff-session.js";
 
 const errorBox = document.getElementById("error");
@@ -38,6 +40,12 @@ const resultTitle = document.getElementById("result-title");
 const resultDetail = document.getElementById("result-detail");
 const historyCard = document.getElementById("history-card");
 const historyList = document.getElementById("history");
+const askButton = document.getElementById("ask-confirm");
+const confirmationBox = document.getElementById("confirmation");
+const confirmationFor = document.getElementById("confirmation-for");
+const confirmationCode = document.getElementById("confirmation-code");
+const confirmationTitle = document.getElementById("confirmation-title");
+const confirmationDetail = document.getElementById("confirmation-detail");
 
 // The provider sends the browser back here with `#sso=<one-time code>` or `#sso_error=<reason>`.
 // Drop the fragment at once, so the code stays neither in the address bar nor in the history.
@@ -77,6 +85,13 @@ const checks = [];
 // True from the start of a check until its answer: no earlier answer is shown meanwhile (nor
 // after a check that failed to get one).
 let checking = false;
+// The confirmation asked for last: { id, code, email, at (Date), expiresAt (Date), status
+// (pending, approved, denied, expired), decidedAt (Date|null) }; and its live status stream.
+let confirmation = null;
+let confirmationStream = null;
+// Which answer is on show, "check" or "confirmation": a new request of either kind hides the
+// previous one, so it cannot be read as the new one's.
+let shownResult = null;
 
 function say(box, text) {
   if (!text) {
@@ -110,7 +125,7 @@ function ssoErrorText(reason) {
 
 function renderResult() {
   const last = checks.at(-1);
-  resultBox.hidden = !last || checking;
+  resultBox.hidden = !last || checking || shownResult !== "check";
   if (!last) return;
   const sameCaller = checks.filter((check) => check.email === last.email).length;
   resultBox.dataset.result = last.valid ? "verified" : "not-verified";
@@ -146,6 +161,60 @@ function renderHistory() {
   );
 }
 
+function renderConfirmation() {
+  confirmationBox.hidden = !confirmation || shownResult !== "confirmation";
+  if (!confirmation) return;
+  const { status } = confirmation;
+  const style = { pending: "result-wait", approved: "result-ok" }[status] ?? "result-bad";
+  confirmationBox.className = `result ${style}`;
+  confirmationBox.dataset.status = status;
+  confirmationFor.textContent = t("agent.confirm.for", {
+    email: confirmation.email,
+    time: formatTime(confirmation.at),
+  });
+  confirmationCode.textContent = confirmation.code;
+  confirmationTitle.textContent = t(`agent.confirm.${status}`);
+  const time = status === "pending" ? confirmation.expiresAt : confirmation.decidedAt;
+  confirmationDetail.textContent = t(`agent.confirm.${status}.detail`, {
+    email: confirmation.email,
+    time: time ? formatTime(time) : "",
+  });
+}
+
+/** The confirmation's state, live, until it is decided or expires. */
+function followConfirmation(followed) {
+  const path = `/v1/agent/confirmations/${encodeURIComponent(followed.id)}/stream`;
+  confirmationStream = followEventStream(path, {
+    token,
+    onEvent: ({ event, data }) => {
+      if (event !== "status" || confirmation !== followed) return;
+      const state = JSON.parse(data);
+      followed.status = state.status;
+      followed.decidedAt = state.decided_at ? new Date(state.decided_at) : null;
+      renderConfirmation();
+    },
+    // The stream ends with the decision; one cut off before it is opened again.
+    shouldReconnect: () => confirmation === followed && followed.status === "pending",
+    onRefused: (status) => {
+      if (confirmation !== followed) return;
+      if (status === 401) {
+        showSignIn("signin.session-ended");
+      } else if (status === 404) {
+        // Kept only for a while after it ended.
+        followed.status = "expired";
+        renderConfirmation();
+      }
+    },
+  });
+}
+
+function dropConfirmation() {
+  confirmationStream?.close();
+  confirmationStream = null;
+  confirmation = null;
+  renderConfirmation();
+}
+
 function renderWho() {
   if (!me) return;
   staffWho.textContent = t("agent.signed-in-as", { name: me.name, role: roleName(t, me.role) });
@@ -177,6 +246,8 @@ function showSignIn(message, { keepSession = false } = {}) {
   me = null;
   token = null;
   checks.length = 0;
+  shownResult = null;
+  dropConfirmation();
   renderResult();
   renderHistory();
   consolePanel.hidden = true;
@@ -307,6 +378,8 @@ form.addEventListener("submit", async (event) => {
   event.preventDefault();
   // The previous answer goes the moment a new check starts, so it cannot be read as this one.
   resultBox.hidden = true;
+  shownResult = null;
+  dropConfirmation();
   const email = emailInput.value.trim();
   const pin = pinInput.value.replace(/\s+/g, "");
   const caseRef = caseInput.value.trim();
@@ -332,6 +405,7 @@ form.addEventListener("submit", async (event) => {
       });
       pinInput.value = "";
       checking = false;
+      shownResult = "check";
       renderResult();
       renderHistory();
       resultBox.scrollIntoView({ block: "nearest" });
@@ -349,6 +423,47 @@ form.addEventListener("submit", async (event) => {
   }
   // After the answer: ready for the next caller's PIN.
   pinInput.focus();
+});
+
+askButton.addEventListener("click", async () => {
+  resultBox.hidden = true;
+  shownResult = null;
+  dropConfirmation();
+  const email = emailInput.value.trim();
+  const caseRef = caseInput.value.trim();
+  say(noticeBox, null);
+  if (!email) return say(errorBox, () => t("form.caller-email-required"));
+  say(errorBox, null);
+  let ended = false;
+  await busy(form, async () => {
+    try {
+      const answer = await api("/v1/agent/confirmations", {
+        method: "POST",
+        token,
+        json: caseRef ? { email, case_ref: caseRef } : { email },
+      });
+      confirmation = {
+        id: answer.id,
+        code: answer.code,
+        email,
+        at: new Date(),
+        expiresAt: new Date(answer.expires_at),
+        status: "pending",
+        decidedAt: null,
+      };
+      shownResult = "confirmation";
+      renderConfirmation();
+      followConfirmation(confirmation);
+      confirmationBox.scrollIntoView({ block: "nearest" });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) {
+        ended = true;
+        return;
+      }
+      say(errorBox, () => errorMessage(error));
+    }
+  });
+  if (ended) showSignIn("signin.session-ended");
 });
 
 document.getElementById("sign-out").addEventListener("click", async (event) => {
@@ -369,6 +484,7 @@ onLanguageChange(() => {
   renderWho();
   renderResult();
   renderHistory();
+  renderConfirmation();
   resaySaid();
 });
 

@@ -364,7 +364,8 @@ async def _with_staff(args: argparse.Namespace, settings: Settings) -> int:
             print(f"enabled {found.email}")
         elif args.action == "role":
             await services.staff.update(found.id, role=args.role, actor="cli")
-            print(f"{found.email} is now {args.role}; their sessions have ended")
+            ended = "; their sessions have ended" if found.role != args.role else " already"
+            print(f"{found.email} is now {args.role}{ended}")
     except ServiceError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
         return 1

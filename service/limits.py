@@ -171,6 +171,11 @@ class RateLimiter:
                 pipe.delete(key)
             await pipe.execute()
 
+    async def anonymous(self, *, address: str) -> None:
+        """A request that anyone may make and that costs the service (a passkey challenge):
+        counted per address with the sign-ins."""
+        await self.hit(self.sign_in_per_address, self.subject("address", address))
+
     async def account_create(self, *, address: str) -> None:
         await self.hit(self.account_create_per_address, self.subject("address", address))
 

@@ -24,12 +24,12 @@ from webauthn import (
     verify_authentication_response,
     verify_registration_response,
 )
-from webauthn.helpers import parse_authentication_credential_json
-from webauthn.helpers.exceptions import (
-    InvalidAuthenticationResponse,
-    InvalidJSONStructure,
-    InvalidRegistrationResponse,
+from webauthn.helpers import (
+    decode_credential_public_key,
+    decoded_public_key_to_cryptography,
+    parse_authentication_credential_json,
 )
+from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AuthenticatorSelectionCriteria,
     PublicKeyCredentialDescriptor,
@@ -131,20 +131,28 @@ class Passkeys:
                 expected_origin=rp.origin,
                 require_user_verification=True,
             )
-        except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, KeyError) as exc:
+            # A key it could never check a signature with (an unknown curve, a point off it).
+            decoded_public_key_to_cryptography(
+                decode_credential_public_key(verified.credential_public_key)
+            )
+        except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+            # Any WebAuthnException: a key of an unknown type or curve, bad CBOR, … as well.
             raise PasskeyRefused() from exc
-        async with self._db.transaction() as conn:
-            row = await sql.add(
-                conn,
-                account_id,
-                verified.credential_id,
-                verified.credential_public_key,
-                verified.sign_count,
-                name,
-            )
-            await self._audit.insert(
-                conn, AuditEvent(EventType.PASSKEY_ADDED, account_id, reason=name[:64])
-            )
+        try:
+            async with self._db.transaction() as conn:
+                row = await sql.add(
+                    conn,
+                    account_id,
+                    verified.credential_id,
+                    verified.credential_public_key,
+                    verified.sign_count,
+                    name,
+                )
+                await self._audit.insert(
+                    conn, AuditEvent(EventType.PASSKEY_ADDED, account_id, reason=name[:64])
+                )
+        except asyncpg.UniqueViolationError as exc:  # a credential id added before
+            raise PasskeyRefused() from exc
         return Passkey.of(row)
 
     async def list(self, account_id: UUID) -> list[Passkey]:
@@ -186,7 +194,7 @@ class Passkeys:
             parsed = parse_authentication_credential_json(json.dumps(credential))
             client_data = json.loads(parsed.response.client_data_json)
             challenge = base64.urlsafe_b64decode(client_data["challenge"] + "==")
-        except (InvalidJSONStructure, ValueError, KeyError, TypeError) as exc:
+        except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
             raise InvalidCredentials("The passkey was not accepted.") from exc
         async with self._redis.guard():
             fresh = await self._redis.client.getdel(self._challenge_key(challenge))
@@ -206,9 +214,10 @@ class Passkeys:
                 credential_current_sign_count=row["sign_count"],
                 require_user_verification=True,
             )
-        except (InvalidAuthenticationResponse, ValueError) as exc:
+        except (WebAuthnException, ValueError) as exc:
             raise InvalidCredentials("The passkey was not accepted.") from exc
         async with self._db.connection() as conn:
-            await sql.used(conn, row["id"], verified.new_sign_count)
+            if not await sql.used(conn, row["id"], verified.new_sign_count):
+                raise InvalidCredentials("The passkey was not accepted.")
         account_id: UUID = row["account_id"]
         return await self._sessions.create(account_id, mfa=True)

@@ -414,6 +414,11 @@ class StaffService:
             )
         return staff
 
+    async def end_sso_sessions(self, issuer: str, subject: str) -> None:
+        """End the sessions of a person the workforce provider no longer gives a role."""
+        async with self._db.connection() as conn:
+            await sql.end_sso_sessions(conn, issuer, subject)
+
     async def open_session(self, staff_id: UUID) -> str:
         """A session for a staff member whose sign-in was recorded already (single sign-on)."""
         staff = await self.get(staff_id)

@@ -321,7 +321,7 @@ async def test_the_sign_in_methods_offer_single_sign_on(h: Harness, sh: Harness)
     on = await sh.client.get("/v1/staff/auth/methods")
     assert on.json() == {
         "password": True,
-        "sso": {"display_name": "Corp SSO", "login_url": "/v1/staff/auth/oidc/login?next=/agent"},
+        "sso": {"display_name": "Corp SSO", "login_url": "/v1/staff/auth/oidc/login"},
     }
     off = await h.client.get("/v1/staff/auth/methods")
     assert off.json() == {"password": True, "sso": None}
@@ -339,3 +339,19 @@ async def test_without_a_provider_the_routes_are_404(h: Harness) -> None:
         404,
         "oidc_not_configured",
     )
+
+
+async def test_losing_every_support_group_ends_the_sessions_at_the_next_sign_in(
+    harness_factory: HarnessFactory, sh: Harness, idp: IdentityProvider
+) -> None:
+    session = await sso_sign_in(sh, idp, "lead1")
+    assert (await staff_me(sh, session))["role"] == "supervisor"
+    # The company takes the person out of the support groups (here: the map no longer
+    # names their group); their next sign-in is refused, and the session made before ends.
+    regrouped = await harness_factory(
+        **staff_sso_settings(idp, staff_oidc_role_map={"support-agents": "agent"})
+    )
+    refused = await regrouped.client.get(await at_provider(regrouped, idp, "lead1"))
+    assert_problem(refused, 403, "not_staff")
+    gone = await sh.client.get("/v1/staff/me", headers=session)
+    assert_problem(gone, 401, "unauthenticated")

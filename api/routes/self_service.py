@@ -200,9 +200,12 @@ async def remove_passkey(passkey_id: UUID, user: CurrentUser, services: Services
     "/passkey/options",
     summary="Options for signing in with a passkey (navigator.credentials.get)",
     description="For a discoverable credential: no email is asked.",
-    responses=problem_responses(503),
+    responses=problem_responses(429, 503),
 )
-async def passkey_sign_in_options(request: Request, services: ServicesDep) -> dict[str, Any]:
+async def passkey_sign_in_options(
+    request: Request, services: ServicesDep, address: ClientAddress
+) -> dict[str, Any]:
+    await services.limits.anonymous(address=address)  # each call stores a challenge
     return await services.passkeys.sign_in_options(relying_party(request, services))
 
 

@@ -12,7 +12,6 @@ from fastapi.responses import RedirectResponse
 
 from api.deps import ClientAddress, ServicesDep, SignedInStaff
 from api.problems import problem_responses
-from api.routes.oidc import NextPath
 from api.sso import SignInFlow
 from schemas.auth import PasswordGrantForm, SignInCodeIn, TokenOut
 from schemas.mfa import InvalidCodeProblem, MfaRequiredProblem, MfaTokenIn, TotpEnrollmentOut
@@ -87,7 +86,7 @@ async def staff_sign_in_methods(services: ServicesDep) -> StaffSignInMethodsOut:
     if settings.staff_sso_enabled:
         sso = StaffSsoOut(
             display_name=settings.staff_oidc_display_name,
-            login_url="/v1/staff/auth/oidc/login?next=/agent",
+            login_url="/v1/staff/auth/oidc/login",
         )
     return StaffSignInMethodsOut(password=True, sso=sso)
 
@@ -177,11 +176,10 @@ def _staff_flow(services: Services, request: Request) -> SignInFlow:
     response_class=RedirectResponse,
     responses={302: {"description": "To the provider"}, **problem_responses(404, 422, 503)},
 )
-async def staff_oidc_login(
-    request: Request, services: ServicesDep, next: NextPath = "/agent"
-) -> RedirectResponse:
+async def staff_oidc_login(request: Request, services: ServicesDep) -> RedirectResponse:
     flow = _staff_flow(services, request)
-    url = await flow.start(request, str(request.url_for("staff_oidc_callback")), next)
+    # Staff always land on the console, which finishes the sign-in.
+    url = await flow.start(request, str(request.url_for("staff_oidc_callback")), "/agent")
     return RedirectResponse(url, status_code=302, headers={"cache-control": "no-store"})
 
 
@@ -208,6 +206,10 @@ async def staff_oidc_callback(request: Request, services: ServicesDep) -> Redire
             finished.claims, settings.staff_oidc_roles_claim, settings.staff_oidc_role_map
         )
         if role is None:
+            # Taken out of every support group: sessions made before end now, not in 8 hours.
+            await services.staff.end_sso_sessions(
+                finished.identity.issuer, finished.identity.subject
+            )
             raise NotStaff()
         identity = finished.identity
         if not identity.email:

@@ -63,9 +63,13 @@ async def by_credential_id(conn: Connection, credential_id: bytes) -> asyncpg.Re
     )
 
 
-async def used(conn: Connection, passkey_id: UUID, sign_count: int) -> None:
-    await conn.execute(
-        "UPDATE passkeys SET sign_count = $2, last_used_at = now() WHERE id = $1",
+async def used(conn: Connection, passkey_id: UUID, sign_count: int) -> bool:
+    """Record a sign-in's counter; False if a concurrent sign-in recorded this count or a
+    higher one first (a cloned authenticator). Authenticators that keep no counter send 0."""
+    status = await conn.execute(
+        """UPDATE passkeys SET sign_count = $2, last_used_at = now()
+           WHERE id = $1 AND (sign_count < $2 OR ($2 = 0 AND sign_count = 0))""",
         passkey_id,
         sign_count,
     )
+    return status == "UPDATE 1"

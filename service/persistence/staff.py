@@ -163,3 +163,12 @@ async def _upsert_sso(
         issuer,
         subject,
     )
+
+
+async def end_sso_sessions(conn: Connection, issuer: str, subject: str) -> None:
+    await conn.execute(
+        """UPDATE staff SET session_epoch = session_epoch + 1
+           WHERE sso_issuer = $1 AND sso_subject = $2""",
+        issuer,
+        subject,
+    )

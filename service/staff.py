@@ -21,6 +21,7 @@ from uuid import UUID
 import asyncpg
 import pyotp
 
+from service.accounts import storable_text
 from service.audit import AuditLog
 from service.errors import (
     InvalidCode,
@@ -304,6 +305,10 @@ class StaffService:
         `MfaRequired` with a single-use mfa_token for the second step. `InvalidCredentials`
         for anything else, after the same argon2 work (unknown email, wrong password,
         disabled, set-up unfinished)."""
+        if not storable_text(email) or not storable_text(password):
+            # Cannot be a staff member's (nor be hashed): the same answer, after the same work.
+            await self._hasher.verify("", None)
+            raise InvalidCredentials()
         async with self._db.connection() as conn:
             row = await sql.by_email(conn, email)
         stored = row["password_hash"] if row is not None else None

@@ -202,7 +202,9 @@ def _id_of(cursor: str) -> int:
         raise InvalidCursor() from None
 
 
-AuditFilter = Annotated[str | None, Query(min_length=1, max_length=254)]
+# Printable text only: the filters go to PostgreSQL, which refuses NUL.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+AuditFilter = Annotated[str | None, Query(min_length=1, max_length=254, pattern=_PRINTABLE)]
 
 
 @router.get(
@@ -226,8 +228,8 @@ async def search_audit(
     services: ServicesDep,
     email: AuditFilter = None,
     actor: AuditFilter = None,
-    type: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    case_ref: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    type: Annotated[str | None, Query(min_length=1, max_length=64, pattern=_PRINTABLE)] = None,
+    case_ref: Annotated[str | None, Query(min_length=1, max_length=64, pattern=_PRINTABLE)] = None,
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=AUDIT_PAGE_MAX)] = 100,

@@ -187,7 +187,7 @@ async def list_passkeys(user: CurrentUser, services: ServicesDep) -> PasskeysOut
 
 
 @me_router.delete(
-    "/passkeys/{passkey_id}",
+    "/passkeys/{passkey_id:uuid}",
     summary="Remove a passkey",
     responses=problem_responses(401, 404, 422, 503),
     **NO_CONTENT,

@@ -1,6 +1,6 @@
-"""The web pages (sign-in, account with the Support PIN dialog, "This wasn't me", agent
-console, staff set-up, administration) and the offline API docs, served by the service itself
-on top of the public v1 API.
+"""The web pages (sign-in, password reset, account with the Support PIN dialog and its own
+security settings, "This wasn't me", agent console, staff set-up, administration) and the
+offline API docs, served by the service itself on top of the public v1 API.
 
 Pages are static HTML; their text comes from per-language message files and their behaviour
 from JavaScript modules under `api/static/`. Every answer here sets its own security headers,
@@ -74,6 +74,19 @@ async def sign_up_page() -> HTMLResponse:
 @router.get("/account", response_class=HTMLResponse)
 async def account_page() -> HTMLResponse:
     return _page("account.html")
+
+
+@router.get("/reset", response_class=HTMLResponse)
+async def password_reset_page() -> HTMLResponse:
+    """ "Forgot password?": ask for a reset link by email."""
+    return _page("reset.html")
+
+
+@router.get("/reset/confirm", response_class=HTMLResponse)
+async def password_reset_confirm_page() -> HTMLResponse:
+    """The page of a reset email's link (its token is in the fragment, which never reaches the
+    server)."""
+    return _page("reset-confirm.html")
 
 
 @router.get("/report", response_class=HTMLResponse)

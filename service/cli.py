@@ -362,6 +362,13 @@ async def _with_staff(args: argparse.Namespace, settings: Settings) -> int:
         elif args.action == "enable":
             await services.staff.update(found.id, disabled=False, actor="cli")
             print(f"enabled {found.email}")
+        elif args.action == "setup-link":
+            again = await services.staff.reissue_setup(found.id, actor="cli")
+            print(
+                f"{found.email}'s password and authenticator were cleared and their sessions "
+                "ended; their new set-up link, single use and valid 24 hours, shown only now:"
+            )
+            print(setup_url(settings.public_url, again.setup_token))
         elif args.action == "role":
             await services.staff.update(found.id, role=args.role, actor="cli")
             ended = "; their sessions have ended" if found.role != args.role else " already"
@@ -425,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     staff_commands.add_parser("list", help="list staff")
     for action, text in (("disable", "disable (ends their sessions)"), ("enable", "enable")):
         staff_commands.add_parser(action, help=text).add_argument("email")
+    staff_commands.add_parser(
+        "setup-link", help="a new set-up link (lost authenticator or password); prints it"
+    ).add_argument("email")
     role = staff_commands.add_parser("role", help="change a role (ends their sessions)")
     role.add_argument("email")
     role.add_argument("role", choices=ROLES)

@@ -300,14 +300,14 @@ class PasswordRefused(ServiceError):
         ),
     }
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, field: str = "password") -> None:
         message = self.messages.get(reason, self.detail)
         super().__init__(
             message,
             reason=reason,
             # Shaped like a request validation error (api/problems.py), so clients that show
             # field errors show this one beside the password field.
-            errors=[{"loc": ["body", "password"], "msg": message, "type": f"password_{reason}"}],
+            errors=[{"loc": ["body", field], "msg": message, "type": f"password_{reason}"}],
         )
 
 

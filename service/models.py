@@ -55,6 +55,7 @@ class EventType(StrEnum):
     STAFF_DISABLED = "staff_disabled"
     STAFF_ENABLED = "staff_enabled"
     STAFF_SIGNED_IN = "staff_signed_in"
+    STAFF_SETUP_REISSUED = "staff_setup_reissued"
     API_KEY_CREATED = "api_key_created"
     API_KEY_REVOKED = "api_key_revoked"
     ACCOUNT_UNLOCKED = "account_unlocked"

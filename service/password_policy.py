@@ -154,9 +154,9 @@ def password_problem(password: str, *, email: str) -> PasswordReason | None:
     return None
 
 
-def check_new_password(password: str, *, email: str) -> None:
-    """Raise `PasswordRefused` (422, naming the reason) for a password `password_problem`
-    refuses."""
+def check_new_password(password: str, *, email: str, field: str = "password") -> None:
+    """Raise `PasswordRefused` (422, naming the reason and the request's `field`) for a
+    password `password_problem` refuses."""
     reason = password_problem(password, email=email)
     if reason is not None:
-        raise PasswordRefused(reason)
+        raise PasswordRefused(reason, field=field)

@@ -147,7 +147,7 @@ class SelfService:
         if row["password_hash"] is None:
             raise NoPassword()
         await self._check_current(row, current, address)
-        check_new_password(new, email=str(row["email"] or ""))
+        check_new_password(new, email=str(row["email"] or ""), field="new_password")
         password_hash = await self._hasher.hash(new)
         async with self._db.transaction() as conn:
             await sql.set_password(conn, account_id, password_hash)
@@ -182,7 +182,8 @@ class SelfService:
             raise InvalidLink()
         account_id, request_id = checked
         row = await self._row(account_id)
-        check_new_password(new, email=str(row["email"] or ""))  # 422 leaves the link usable
+        # 422 leaves the link usable.
+        check_new_password(new, email=str(row["email"] or ""), field="new_password")
         async with self._redis.guard():
             taken = await self._take(
                 keys=[self._redis.keys.password_reset(account_id)], args=[request_id.hex]

@@ -245,6 +245,22 @@ class StaffService:
                 await self._audit.insert(conn, *events)
         return after
 
+    async def reissue_setup(self, staff_id: UUID, *, actor: str) -> NewStaff:
+        """A new set-up link (a lost authenticator or password): the old credentials stop
+        working and the person's sessions end. `NotFound` unless a built-in staff member."""
+        token, digest = self._new_setup_secret()
+        async with self._db.transaction() as conn:
+            row = await sql.reissue_setup(
+                conn, staff_id, digest, datetime.now(UTC) + SETUP_LINK_TTL
+            )
+            if row is None:
+                raise NotFound("No built-in staff member with this id.")
+            staff = Staff.of(row)
+            await self._audit.insert(
+                conn, AuditEvent(EventType.STAFF_SETUP_REISSUED, actor=actor, target=staff.email)
+            )
+        return NewStaff(staff, token)
+
     # -- set-up of built-in staff -------------------------------------------------------
 
     def _new_setup_secret(self) -> tuple[str, bytes]:

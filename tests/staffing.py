@@ -28,13 +28,13 @@ def code_at(secret: str, steps_ahead: int = 0) -> str:
     return pyotp.TOTP(secret).at(time.time() + 30 * steps_ahead)
 
 
-async def set_up(h: Harness, token: str, password: str = PASSWORD) -> str:
+async def set_up(h: Harness, token: str, password: str = PASSWORD, steps_ahead: int = 0) -> str:
     """Finish a set-up link: password, authenticator; the TOTP secret."""
     started = await h.client.post("/v1/staff/setup", json={"token": token, "password": password})
     assert started.status_code == 200, started.text
     secret: str = started.json()["secret"]
     confirmed = await h.client.post(
-        "/v1/staff/setup/confirm", json={"token": token, "code": code_at(secret)}
+        "/v1/staff/setup/confirm", json={"token": token, "code": code_at(secret, steps_ahead)}
     )
     assert confirmed.status_code == 204, confirmed.text
     return secret

@@ -257,6 +257,12 @@ ROWS: tuple[Row, ...] = (
         json=lambda ctx: {"role": "supervisor"},
         make=_staff_target,
     ),
+    Row(
+        "POST",
+        "/v1/admin/staff/{staff_id}/setup-link",
+        staff_with_role("admin", 201),
+        make=_staff_target,
+    ),
     Row("GET", "/v1/admin/api-keys", staff_with_role("admin", 200)),
     Row(
         "POST",

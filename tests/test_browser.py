@@ -364,6 +364,9 @@ async def generate_pin(page: Page, labels: Labels) -> ShownPin:
     dialog = page.get_by_role("dialog")
     previous = await dialog.locator("#pin-expires").get_attribute("datetime")
     await dialog.get_by_role("button", name=labels.generate, exact=True).click()
+    replace = dialog.locator("#pin-replace-yes")
+    if await replace.is_visible():  # with a PIN that works, the dialog asks before replacing it
+        await replace.click()
     expiry = dialog.locator("#pin-expires")
     if previous:
         await expect(expiry).not_to_have_attribute("datetime", previous)

@@ -554,7 +554,7 @@ async def test_staff_single_sign_on(browsers: Browsers, idp: IdentityProvider) -
     page = (await browsers.page()).page
     await page.goto("/agent")
     link = page.get_by_role("link", name=f"Sign in with {PROVIDER}", exact=True)
-    assert await link.get_attribute("href") == "/v1/staff/auth/oidc/login?next=/agent"
+    assert await link.get_attribute("href") == "/v1/staff/auth/oidc/login"
     await sign_in_with_provider(page, idp, PEOPLE["agent1"], f"Sign in with {PROVIDER}")
     name = DEFAULT_USERS["agent1"]["name"]
     await expect(page.locator("#staff-who")).to_have_text(f"Signed in as {name} (agent)")

@@ -371,3 +371,31 @@ async def test_concurrent_sign_ins_with_one_code_make_one_session(h: Harness) ->
         )
     )
     assert sorted(answer.status_code for answer in answers) == [200, 401]
+
+
+async def test_a_new_set_up_link_replaces_lost_credentials(h: Harness) -> None:
+    admin = await staff_member(h, "admin")
+    agent = await staff_member(h, "agent")
+    again = await h.client.post(f"/v1/admin/staff/{agent.id}/setup-link", headers=admin.headers)
+    assert again.status_code == 201, again.text
+    assert_problem(
+        await h.client.get("/v1/staff/me", headers=agent.headers), 401, "unauthenticated"
+    )
+    old = await h.client.post(
+        "/v1/staff/auth/token", data={"username": agent.email, "password": PASSWORD}
+    )
+    assert_problem(old, 401, "invalid_credentials")
+    token = urlsplit(again.json()["setup_url"]).fragment.removeprefix("token=")
+    # A time-step its first set-up and sign-in have not spent (each is accepted once); the
+    # three steps a code may use are then all spent, so the new sign-in stops at its first
+    # step, which shows the new password works.
+    secret = await set_up(h, token, password=PASSWORD + " again", steps_ahead=-1)
+    assert secret != agent.secret
+    first = await h.client.post(
+        "/v1/staff/auth/token", data={"username": agent.email, "password": PASSWORD + " again"}
+    )
+    assert_problem(first, 401, "mfa_required")
+    missing = await h.client.post(
+        f"/v1/admin/staff/{uuid.uuid4()}/setup-link", headers=admin.headers
+    )
+    assert_problem(missing, 404, "not_found")

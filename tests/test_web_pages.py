@@ -15,7 +15,17 @@ from api.web import PAGES_DIR, STATIC_DIR
 from service.models import AccountVisibleEventType
 from tests.conftest import Harness
 
-PAGES = ["/", "/signup", "/account", "/agent", "/staff/setup", "/admin"]
+PAGES = [
+    "/",
+    "/signup",
+    "/account",
+    "/agent",
+    "/staff/setup",
+    "/admin",
+    "/report",
+    "/reset",
+    "/reset/confirm",
+]
 DOCS = ["/docs", "/redoc", "/docs/oauth2-redirect"]
 LANGUAGES = ["en", "sv"]
 

@@ -112,6 +112,25 @@ async def update_staff(
     return StaffOut.of(updated)
 
 
+@router.post(
+    "/staff/{staff_id}/setup-link",
+    summary="A new set-up link for a built-in staff member (lost authenticator or password)",
+    description=(
+        f"{ADMIN} The person's password and authenticator stop working and their sessions end "
+        "at once; the link (single use, 24 hours) lets them set both up again. 404 for staff "
+        "who sign in through single sign-on."
+    ),
+    status_code=status.HTTP_201_CREATED,
+    response_model=StaffCreated,
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def reissue_staff_setup(staff_id: UUID, admin: Admin, services: ServicesDep) -> StaffCreated:
+    again = await services.staff.reissue_setup(staff_id, actor=admin.email)
+    return StaffCreated(
+        id=again.staff.id, setup_url=setup_url(services.settings.public_url, again.setup_token)
+    )
+
+
 # -- API keys -----------------------------------------------------------------------------
 
 

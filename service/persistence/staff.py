@@ -172,3 +172,18 @@ async def end_sso_sessions(conn: Connection, issuer: str, subject: str) -> None:
         issuer,
         subject,
     )
+
+
+async def reissue_setup(
+    conn: Connection, staff_id: UUID, digest: bytes, expires_at: datetime
+) -> asyncpg.Record | None:
+    """A new set-up link for a built-in staff member: their password and authenticator are
+    cleared (they set both up again) and their sessions end. None unless built-in."""
+    return await conn.fetchrow(
+        f"""UPDATE staff SET setup_digest = $2, setup_expires_at = $3, password_hash = NULL,
+                totp_secret = NULL, totp_enabled_at = NULL, session_epoch = session_epoch + 1
+            WHERE id = $1 AND source = 'builtin' RETURNING {_COLUMNS}""",  # noqa: S608 (constant)
+        staff_id,
+        digest,
+        expires_at,
+    )

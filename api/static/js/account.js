@@ -1,26 +1,41 @@
-// The account page: who is signed in, Support PIN activity, sign-out and the Support PIN dialog;
-// live (an event stream): whether Support is in contact right now, checks as they happen (with
-// "Wasn't you? Lock support access"), and Support's requests to confirm it is the customer.
+// The account page, top to bottom: the Support card (whether Support is in contact right now,
+// checks as they happen with "Wasn't you? Lock support access", and the Support PIN button),
+// the activity list, Security (password, two-factor sign-in, passkeys), sign-out with the
+// Support PIN button again, and deleting the account. Live through an event stream: the call
+// status, checks as they happen, and Support's requests to confirm it is the customer.
 import {
   api,
   ApiError,
+  busy,
+  clearFieldErrors,
   clearSession,
   errorMessage,
+  formatDateTime,
   formatWhen,
   hasMessage,
   onLanguageChange,
   sessionToken,
+  setFieldError,
   setNotice,
+  showFieldProblems,
   showMessage,
   startPage,
   t,
 } from "./app.js";
 import { followEventStream } from "./event-stream.js";
+import {
+  creationOptions,
+  credentialJson,
+  passkeyFailure,
+  passkeysPossible,
+} from "./webauthn.js";
 
 const errorBox = document.getElementById("error");
 const eventsList = document.getElementById("events");
 const eventsEmpty = document.getElementById("events-empty");
+const eventsAll = document.getElementById("events-all");
 const openButton = document.getElementById("open-pin");
+const openAgainButton = document.getElementById("open-pin-again");
 const dialog = document.getElementById("pin-dialog");
 const generateButton = document.getElementById("generate-pin");
 const okButton = document.getElementById("close-pin");
@@ -31,6 +46,10 @@ const pinCountdown = document.getElementById("pin-countdown");
 const pinNotice = document.getElementById("pin-notice");
 const pinError = document.getElementById("pin-error");
 const pinAnnounce = document.getElementById("pin-announce");
+const pinReplace = document.getElementById("pin-replace");
+const pinButtons = document.getElementById("pin-buttons");
+const replaceYes = document.getElementById("pin-replace-yes");
+const replaceNo = document.getElementById("pin-replace-no");
 const callStatus = document.getElementById("call-status");
 const callStatusText = document.getElementById("call-status-text");
 const confirmReopen = document.getElementById("confirm-reopen");
@@ -51,12 +70,22 @@ const lockError = document.getElementById("lock-error");
 const lockConfirm = document.getElementById("lock-confirm");
 
 const token = sessionToken();
+// The activity list: the ten newest, or (after "Show all") as many as the API gives.
+const EVENTS_SHOWN = 10;
 let events = [];
+let showAll = false;
+// The signed-in account (GET /v1/me), once read.
+let me = null;
 // The PIN shown in the dialog, in memory only: { pin, expiresAt (Date), deadline (ms), issuedAt }.
 let current = null;
 // What the dialog says about the state of the PIN: { key, values } or null.
 let notice = null;
 let ticker = null;
+// Whether the service said a PIN is active, at the latest look (null: not known).
+let pinActive = null;
+// The button that opened the PIN dialog, where focus goes back; and an opening under way.
+let opener = null;
+let opening = false;
 
 // Whether Support is in contact (GET /v1/me/support-contact, then `contact` events): undefined
 // before the first answer, null when that could not be read.
@@ -77,6 +106,7 @@ function leave(noticeKey) {
   leaving = true;
   stream?.close();
   clearSession();
+  sessionStorage.removeItem(SHOWN_PIN_KEY);
   setNotice(noticeKey);
   window.location.replace("/");
 }
@@ -116,8 +146,9 @@ function lockButton(about, className) {
 }
 
 function renderEvents() {
+  const shown = showAll ? events : events.slice(0, EVENTS_SHOWN);
   eventsList.replaceChildren(
-    ...events.map((event, index) => {
+    ...shown.map((event, index) => {
       const item = document.createElement("li");
       item.className = `event event-${event.type}`;
       item.dataset.type = event.type;
@@ -138,11 +169,18 @@ function renderEvents() {
     }),
   );
   eventsEmpty.hidden = events.length > 0;
+  eventsAll.hidden = !showAll && events.length <= EVENTS_SHOWN;
+  eventsAll.textContent = t(showAll ? "account.activity.fewer" : "account.activity.all");
+  eventsAll.setAttribute("aria-expanded", String(showAll));
+}
+
+function eventsPath() {
+  return `/v1/me/support-pin/events?limit=${showAll ? 200 : 50}`;
 }
 
 async function loadEvents() {
   try {
-    events = (await call("/v1/me/support-pin/events?limit=20")).events;
+    events = (await call(eventsPath())).events;
     renderEvents();
   } catch (error) {
     if (!leaving) showMessage(errorBox, errorMessage(error));
@@ -474,6 +512,45 @@ function groupDigits(pin) {
   return pin.length % 3 === 0 ? pin.replace(/(\d{3})(?=\d)/g, "$1 ") : pin;
 }
 
+// --- The Support PIN dialog ---------------------------------------------------------------------
+
+// What this tab last showed of a PIN, never the PIN itself: { account, issuedAt, expiresAt,
+// deadline } (ms). After a reload, the dialog can still say what became of it.
+const SHOWN_PIN_KEY = "support-pin.shown-pin";
+
+function rememberShown(shown) {
+  if (!me) return;
+  const saved = {
+    account: me.id,
+    issuedAt: shown.issuedAt.getTime(),
+    expiresAt: shown.expiresAt.getTime(),
+    deadline: shown.deadline,
+  };
+  sessionStorage.setItem(SHOWN_PIN_KEY, JSON.stringify(saved));
+}
+
+/** The PIN this tab showed before (after a reload), without its digits; or null. */
+function rememberedShown() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(SHOWN_PIN_KEY) || "null");
+    if (!saved || !me || saved.account !== me.id) return null;
+    if (![saved.issuedAt, saved.expiresAt, saved.deadline].every(Number.isFinite)) return null;
+    return {
+      issuedAt: new Date(saved.issuedAt),
+      expiresAt: new Date(saved.expiresAt),
+      deadline: saved.deadline,
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a PIN works now: the one on show, or one the service says is active. */
+function pinIsLive() {
+  if (current) return Date.now() < current.deadline;
+  return pinActive === true;
+}
+
 function renderCountdown() {
   if (!current) return;
   const left = Math.max(0, Math.round((current.deadline - Date.now()) / 1000));
@@ -498,8 +575,8 @@ function renderDialog() {
   }
   pinPanel.hidden = !current;
   // Before a PIN is shown, generating one is the thing to do; after, "OK" is.
-  generateButton.className = `btn ${current ? "btn-secondary" : "btn-primary"}`;
-  okButton.className = `btn ${current ? "btn-primary" : "btn-secondary"}`;
+  generateButton.className = `btn ${pinIsLive() ? "btn-secondary" : "btn-primary"}`;
+  okButton.className = `btn ${pinIsLive() ? "btn-primary" : "btn-secondary"}`;
   if (current) {
     pinValue.textContent = groupDigits(current.pin);
     pinExpires.dateTime = current.expiresAt.toISOString();
@@ -543,7 +620,9 @@ function whyGone(shown, recent) {
     return { key: "pin.status.failed", values: {} };
   }
   if (Date.now() >= shown.deadline) {
-    return { key: "pin.status.expired", values: { at: shown.expiresAt } };
+    return shown.expiresAt
+      ? { key: "pin.status.expired", values: { at: shown.expiresAt } }
+      : { key: "pin.status.expired.earlier", values: {} };
   }
   if (recent.some((event) => event.type === "verify_failed" && after(event, -1000))) {
     return { key: "pin.status.failed", values: {} };
@@ -551,31 +630,62 @@ function whyGone(shown, recent) {
   return { key: "pin.status.gone", values: {} };
 }
 
-/** On opening: is the PIN still the one that works? Says so if it is not. */
+/** What became of the account's newest PIN, for a tab that never showed it (no expiry known:
+ * with nothing else ending it, it ran out). */
+function newestPinFate(recent) {
+  const index = recent.findIndex((event) => event.type === "issued");
+  if (index < 0) return null;
+  const shown = { issuedAt: new Date(recent[index].at), expiresAt: null, deadline: 0 };
+  return whyGone(shown, recent.slice(0, index));
+}
+
+/** The PIN's state from the service (on every opening, and when it may have changed): whether
+ * the PIN on show (or the one this tab showed before a reload) still works, and if not, why. */
 async function refreshPinState() {
   const state = await call("/v1/me/support-pin");
-  const stillOurs =
-    current && state.active && new Date(state.expires_at).getTime() === current.expiresAt.getTime();
-  if (current && !stillOurs) {
-    const recent = (await call("/v1/me/support-pin/events?limit=20")).events;
+  pinActive = state.active;
+  const activeUntil = state.active ? new Date(state.expires_at).getTime() : null;
+  const shown = current ?? rememberedShown();
+  const stillOurs = shown && activeUntil === shown.expiresAt.getTime();
+  if (current && stillOurs) {
+    if (Date.now() >= current.deadline && (dialog.open || opening)) {
+      // Our countdown ran out a moment before the service's clock did: ask again shortly.
+      setTimeout(() => refreshPinState().catch(() => {}), 1000);
+    }
+    notice = null;
+  } else if (state.active && (!shown || stillOurs)) {
+    // A PIN works, but this page does not have its digits (shown once, before a reload).
+    notice = { key: "pin.status.active-hidden", values: { at: new Date(state.expires_at) } };
+  } else {
+    const recent = (await call(eventsPath())).events;
     events = recent;
     renderEvents();
-    forgetPin(whyGone(current, recent));
-  } else if (current && Date.now() >= current.deadline && dialog.open) {
-    // Our countdown ran out a moment before the service's clock did: ask again shortly.
-    setTimeout(() => refreshPinState().catch(() => {}), 1000);
-  } else if (!current && state.active) {
-    notice = { key: "pin.status.active-hidden", values: { at: new Date(state.expires_at) } };
-    renderDialog();
-  } else if (!current && notice?.key === "pin.status.active-hidden") {
-    notice = null;
-    renderDialog();
+    notice = shown ? whyGone(shown, recent) : newestPinFate(recent);
+    if (current) {
+      forgetPin(notice);
+      return;
+    }
   }
+  renderDialog();
+}
+
+function askReplace() {
+  pinReplace.hidden = false;
+  pinButtons.hidden = true;
+  // The safe answer first: Enter twice does not replace a PIN by accident.
+  replaceNo.focus();
+}
+
+function closeReplace() {
+  pinReplace.hidden = true;
+  pinButtons.hidden = false;
 }
 
 async function generatePin() {
   showMessage(pinError, "");
+  closeReplace();
   generateButton.disabled = true;
+  let made = false;
   try {
     const answer = await call("/v1/me/support-pin", { method: "POST" });
     const received = Date.now();
@@ -586,6 +696,8 @@ async function generatePin() {
       deadline: received + answer.ttl_seconds * 1000,
       issuedAt: new Date(new Date(answer.expires_at).getTime() - answer.ttl_seconds * 1000),
     };
+    rememberShown(current);
+    pinActive = true;
     notice = null;
     clearInterval(ticker);
     ticker = setInterval(renderCountdown, 1000);
@@ -595,24 +707,38 @@ async function generatePin() {
       digits: current.pin.split("").join(" "),
       time: formatWhen(current.expiresAt),
     });
+    made = true;
     loadEvents();
   } catch (error) {
     showMessage(pinError, errorMessage(error));
   } finally {
     generateButton.disabled = false;
   }
+  if (dialog.open) (made ? okButton : generateButton).focus();
 }
 
-openButton.addEventListener("click", async () => {
+/** Opens the dialog with what the service says now; focus on "OK" when a PIN works. */
+async function openPinDialog(event) {
+  if (opening || dialog.open) return;
+  opening = true;
+  opener = event.currentTarget;
   showMessage(pinError, "");
-  renderDialog();
-  dialog.showModal();
+  closeReplace();
   try {
     await refreshPinState();
   } catch (error) {
     showMessage(pinError, errorMessage(error));
+  } finally {
+    opening = false;
   }
-});
+  if (leaving) return;
+  renderDialog();
+  dialog.showModal();
+  (pinIsLive() ? okButton : generateButton).focus();
+}
+
+openButton.addEventListener("click", openPinDialog);
+openAgainButton.addEventListener("click", openPinDialog);
 
 // Back to this tab with the dialog open (say, after the call): check the PIN again.
 document.addEventListener("visibilitychange", () => {
@@ -621,12 +747,25 @@ document.addEventListener("visibilitychange", () => {
   }
 });
 
-generateButton.addEventListener("click", generatePin);
+// With a PIN that works, "Generate PIN" asks before replacing it.
+generateButton.addEventListener("click", () => (pinIsLive() ? askReplace() : generatePin()));
+replaceYes.addEventListener("click", generatePin);
+replaceNo.addEventListener("click", () => {
+  closeReplace();
+  okButton.focus();
+});
 okButton.addEventListener("click", () => dialog.close());
 // Esc closes a modal <dialog> by itself; either way focus goes back to the button.
 dialog.addEventListener("close", () => {
-  openButton.focus();
+  closeReplace();
+  (opener ?? openButton).focus();
   loadEvents();
+});
+
+eventsAll.addEventListener("click", () => {
+  showAll = !showAll;
+  renderEvents();
+  if (showAll) loadEvents();
 });
 
 document.getElementById("sign-out").addEventListener("click", async (event) => {
@@ -640,27 +779,534 @@ document.getElementById("sign-out").addEventListener("click", async (event) => {
   leave("signin.signed-out");
 });
 
+// --- Security: password -------------------------------------------------------------------------
+
+const passwordForm = document.getElementById("password-form");
+const passwordDone = document.getElementById("password-done");
+const passwordError = document.getElementById("password-error");
+const currentPassword = document.getElementById("current-password");
+const newPassword = document.getElementById("new-password");
+
+// A message on show that a language switch redraws: element -> function giving the text.
+const shownMessages = new Map();
+
+function say(element, text) {
+  if (text) shownMessages.set(element, text);
+  else shownMessages.delete(element);
+  showMessage(element, text ? text() : "");
+}
+
+function hasPassword() {
+  return !me || (me.sign_in_methods ?? ["password"]).includes("password");
+}
+
+passwordForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say(passwordDone, null);
+  say(passwordError, null);
+  clearFieldErrors(passwordForm);
+  if (!currentPassword.value) {
+    setFieldError(currentPassword, () => t("form.current-password-required"));
+  }
+  if (newPassword.value.length < 12) {
+    setFieldError(newPassword, () => t("form.new-password-short"));
+  }
+  const invalid = passwordForm.querySelector("[aria-invalid=true]");
+  if (invalid) {
+    invalid.focus();
+    return;
+  }
+  let failed = null;
+  await busy(passwordForm, async () => {
+    try {
+      await call("/v1/me/password", {
+        method: "POST",
+        json: { current_password: currentPassword.value, new_password: newPassword.value },
+      });
+    } catch (error) {
+      failed = error;
+    }
+  });
+  if (leaving) return;
+  if (!failed) {
+    currentPassword.value = "";
+    newPassword.value = "";
+    say(passwordDone, () => t("security.password.done"));
+    reloadEvents();
+    return;
+  }
+  const field = showFieldProblems(
+    failed,
+    // A refused new password names `password` (the rule is the sign-up's).
+    { current_password: currentPassword, new_password: newPassword, password: newPassword },
+    { invalid_credentials: "form.current-password-wrong" },
+  );
+  if (field) {
+    field.focus();
+    field.select();
+  } else {
+    say(passwordError, () => errorMessage(failed));
+  }
+});
+
+function renderPasswordSection() {
+  const none = document.getElementById("password-none");
+  none.hidden = hasPassword();
+  passwordForm.hidden = !hasPassword();
+  if (!hasPassword()) none.textContent = t("security.password.none");
+}
+
+// --- Security: two-factor sign-in ---------------------------------------------------------------
+
+const mfaState = document.getElementById("mfa-state");
+const mfaDone = document.getElementById("mfa-done");
+const mfaError = document.getElementById("mfa-error");
+const mfaStart = document.getElementById("mfa-start");
+const mfaSetup = document.getElementById("mfa-setup");
+const mfaQr = document.getElementById("mfa-qr");
+const mfaSecret = document.getElementById("mfa-secret");
+const mfaOtpauth = document.getElementById("mfa-otpauth");
+const mfaCode = document.getElementById("mfa-code");
+const mfaManage = document.getElementById("mfa-manage");
+const mfaManageCode = document.getElementById("mfa-manage-code");
+const recovery = document.getElementById("recovery");
+const recoveryList = document.getElementById("recovery-codes");
+const recoveryCopied = document.getElementById("recovery-copied");
+
+// GET /v1/me/mfa; null before the first answer. The recovery codes on show, in memory only.
+let mfa = null;
+let recoveryCodes = null;
+
+function renderMfa() {
+  const setUp = !mfaSetup.hidden;
+  if (mfa) {
+    mfaState.textContent = mfa.enabled
+      ? t("security.mfa.on", { count: mfa.recovery_codes_left })
+      : t("security.mfa.off-state");
+  }
+  mfaStart.hidden = !mfa || mfa.enabled || setUp || Boolean(recoveryCodes);
+  mfaManage.hidden = !mfa || !mfa.enabled || Boolean(recoveryCodes);
+  if (mfaQr.getAttribute("src")) mfaQr.alt = t("setup.qr-alt");
+}
+
+async function loadMfa() {
+  try {
+    mfa = await call("/v1/me/mfa");
+    renderMfa();
+  } catch (error) {
+    if (!leaving) say(mfaError, () => errorMessage(error));
+  }
+}
+
+function grouped(secret) {
+  return secret.replace(/(.{4})(?=.)/g, "$1 ");
+}
+
+mfaStart.addEventListener("click", async () => {
+  say(mfaDone, null);
+  say(mfaError, null);
+  mfaStart.disabled = true;
+  let enrollment = null;
+  try {
+    enrollment = await call("/v1/me/mfa/totp", { method: "POST" });
+  } catch (error) {
+    if (!leaving) say(mfaError, () => errorMessage(error));
+  } finally {
+    mfaStart.disabled = false;
+  }
+  if (!enrollment) {
+    loadMfa();
+    return;
+  }
+  // A standalone SVG document, shown as an image: it cannot run anything or touch the page.
+  mfaQr.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(enrollment.qr_svg)}`;
+  mfaSecret.textContent = grouped(enrollment.secret);
+  if (/^otpauth:\/\//.test(enrollment.otpauth_uri)) mfaOtpauth.href = enrollment.otpauth_uri;
+  else mfaOtpauth.removeAttribute("href");
+  mfaOtpauth.hidden = !mfaOtpauth.hasAttribute("href");
+  mfaCode.value = "";
+  clearFieldErrors(mfaSetup);
+  mfaSetup.hidden = false;
+  renderMfa();
+  mfaCode.focus();
+});
+
+function endSetup() {
+  mfaSetup.hidden = true;
+  mfaQr.removeAttribute("src");
+  mfaQr.alt = "";
+  mfaSecret.textContent = "";
+  mfaOtpauth.removeAttribute("href");
+}
+
+document.getElementById("mfa-cancel").addEventListener("click", () => {
+  endSetup();
+  clearFieldErrors(mfaSetup);
+  renderMfa();
+  mfaStart.focus();
+});
+
+function showRecoveryCodes(codes) {
+  recoveryCodes = codes;
+  recoveryList.replaceChildren(
+    ...codes.map((code) => {
+      const item = document.createElement("li");
+      item.textContent = code;
+      return item;
+    }),
+  );
+  say(recoveryCopied, null);
+  recoveryCopied.hidden = false;
+  recovery.hidden = false;
+  renderMfa();
+  document.getElementById("recovery-heading").focus();
+}
+
+/** The code a form's field holds, or null after marking the field (and focusing it). */
+function codeOf(input) {
+  const value = input.value.replace(/\s+/g, "");
+  if (value.length >= 6) return value;
+  setFieldError(input, () => t("form.code-required"));
+  input.focus();
+  return null;
+}
+
+const CODE_MESSAGES = { invalid_code: "error.invalid_code" };
+
+function showCodeProblem(error, input, alert) {
+  // `invalid_code` names no field; it is the code's all the same.
+  if (error instanceof ApiError && error.code === "invalid_code") {
+    setFieldError(input, () => t("error.invalid_code"));
+  } else if (!showFieldProblems(error, { code: input }, CODE_MESSAGES)) {
+    say(alert, () => errorMessage(error));
+    return;
+  }
+  input.focus();
+  input.select();
+}
+
+mfaSetup.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say(mfaError, null);
+  clearFieldErrors(mfaSetup);
+  const code = codeOf(mfaCode);
+  if (!code) return;
+  let answer = null;
+  let failed = null;
+  await busy(mfaSetup, async () => {
+    try {
+      answer = await call("/v1/me/mfa/totp/confirm", { method: "POST", json: { code } });
+    } catch (error) {
+      failed = error;
+    }
+  });
+  if (leaving) return;
+  if (failed) {
+    showCodeProblem(failed, mfaCode, mfaError);
+    return;
+  }
+  endSetup();
+  mfa = {
+    enabled: true,
+    enrollment_pending: false,
+    recovery_codes_left: answer.recovery_codes.length,
+  };
+  say(mfaDone, () => t("security.mfa.done-on"));
+  showRecoveryCodes(answer.recovery_codes);
+  reloadEvents();
+});
+
+mfaManage.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const action = event.submitter?.value === "off" ? "off" : "codes";
+  say(mfaDone, null);
+  say(mfaError, null);
+  clearFieldErrors(mfaManage);
+  const code = codeOf(mfaManageCode);
+  if (!code) return;
+  let answer = null;
+  let failed = null;
+  await busy(mfaManage, async () => {
+    try {
+      answer =
+        action === "off"
+          ? await call("/v1/me/mfa/totp", { method: "DELETE", json: { code } })
+          : await call("/v1/me/mfa/recovery-codes", { method: "POST", json: { code } });
+    } catch (error) {
+      failed = error;
+    }
+  });
+  if (leaving) return;
+  if (failed) {
+    showCodeProblem(failed, mfaManageCode, mfaError);
+    return;
+  }
+  mfaManageCode.value = "";
+  reloadEvents();
+  if (action === "off") {
+    mfa = { enabled: false, enrollment_pending: false, recovery_codes_left: 0 };
+    renderMfa();
+    say(mfaDone, () => t("security.mfa.done-off"));
+    mfaStart.focus();
+  } else {
+    mfa = { ...mfa, recovery_codes_left: answer.recovery_codes.length };
+    say(mfaDone, () => t("security.mfa.done-codes"));
+    showRecoveryCodes(answer.recovery_codes);
+  }
+});
+
+function recoveryText() {
+  return `${t("security.recovery.file-title")}\n\n${recoveryCodes.join("\n")}\n`;
+}
+
+document.getElementById("recovery-copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(recoveryCodes.join("\n"));
+    say(recoveryCopied, () => t("admin.copied"));
+  } catch {
+    // No clipboard here (permissions, an old browser): select them for a manual copy.
+    window.getSelection().selectAllChildren(recoveryList);
+    say(recoveryCopied, () => t("admin.copy-failed"));
+  }
+});
+
+document.getElementById("recovery-download").addEventListener("click", () => {
+  const blob = new Blob([recoveryText()], { type: "text/plain;charset=utf-8" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = "support-pin-recovery-codes.txt";
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+});
+
+document.getElementById("recovery-saved").addEventListener("click", () => {
+  // Shown once: gone from the page (and from memory) once the customer has them.
+  recoveryCodes = null;
+  recoveryList.replaceChildren();
+  recovery.hidden = true;
+  renderMfa();
+  (mfa?.enabled ? mfaManageCode : mfaStart).focus();
+});
+
+// --- Security: passkeys -------------------------------------------------------------------------
+
+const passkeysList = document.getElementById("passkeys");
+const passkeysEmpty = document.getElementById("passkeys-empty");
+const passkeysDone = document.getElementById("passkeys-done");
+const passkeysError = document.getElementById("passkeys-error");
+const passkeyForm = document.getElementById("passkey-form");
+const passkeyName = document.getElementById("passkey-name");
+const canAddPasskeys = passkeysPossible();
+
+let passkeys = null;
+
+function renderPasskeys() {
+  document.getElementById("passkeys-unsupported").hidden = canAddPasskeys;
+  passkeyForm.hidden = !canAddPasskeys;
+  if (!passkeys) return;
+  passkeysEmpty.hidden = passkeys.length > 0;
+  passkeysList.replaceChildren(
+    ...passkeys.map((passkey) => {
+      const item = document.createElement("li");
+      item.className = "passkey";
+      item.dataset.id = passkey.id;
+      const about = document.createElement("div");
+      const name = document.createElement("p");
+      name.className = "passkey-name";
+      name.id = `passkey-${passkey.id}`;
+      name.textContent = passkey.name;
+      const dates = document.createElement("p");
+      dates.className = "passkey-when small muted";
+      const when = (at) => formatDateTime(new Date(at));
+      const added = t("security.passkeys.added", { time: when(passkey.created_at) });
+      const used = passkey.last_used_at
+        ? t("security.passkeys.used", { time: when(passkey.last_used_at) })
+        : t("security.passkeys.never-used");
+      dates.textContent = `${added} · ${used}`;
+      about.append(name, dates);
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "btn btn-secondary btn-small btn-danger";
+      remove.textContent = t("security.passkeys.remove");
+      remove.setAttribute("aria-label", t("security.passkeys.remove-of", { name: passkey.name }));
+      remove.addEventListener("click", () => removePasskey(passkey, remove));
+      item.append(about, remove);
+      return item;
+    }),
+  );
+}
+
+async function loadPasskeys() {
+  try {
+    passkeys = (await call("/v1/me/passkeys")).passkeys;
+    renderPasskeys();
+  } catch (error) {
+    if (!leaving) say(passkeysError, () => errorMessage(error));
+  }
+}
+
+async function removePasskey(passkey, button) {
+  say(passkeysDone, null);
+  say(passkeysError, null);
+  button.disabled = true;
+  try {
+    await call(`/v1/me/passkeys/${encodeURIComponent(passkey.id)}`, { method: "DELETE" });
+    say(passkeysDone, () => t("security.passkeys.removed", { name: passkey.name }));
+  } catch (error) {
+    button.disabled = false;
+    if (leaving) return;
+    if (!(error instanceof ApiError && error.status === 404)) {
+      say(passkeysError, () => errorMessage(error));
+      return;
+    }
+  }
+  await loadPasskeys();
+  reloadEvents();
+  passkeyName.focus();
+}
+
+passkeyForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say(passkeysDone, null);
+  say(passkeysError, null);
+  clearFieldErrors(passkeyForm);
+  const name = passkeyName.value.trim();
+  if (!name) {
+    setFieldError(passkeyName, () => t("form.passkey-name-required"));
+    passkeyName.focus();
+    return;
+  }
+  let added = null;
+  let failed = null;
+  await busy(passkeyForm, async () => {
+    let credential;
+    try {
+      const options = await call("/v1/me/passkeys/options", { method: "POST" });
+      credential = await navigator.credentials.create({ publicKey: creationOptions(options) });
+    } catch (error) {
+      failed = error;
+      return;
+    }
+    try {
+      added = await call("/v1/me/passkeys", {
+        method: "POST",
+        json: { name, credential: credentialJson(credential) },
+      });
+    } catch (error) {
+      failed = error;
+    }
+  });
+  if (leaving) return;
+  if (failed) {
+    if (failed instanceof ApiError) {
+      const field = showFieldProblems(failed, { name: passkeyName });
+      const overrides = { passkey_refused: "passkey.error.refused" };
+      if (field) field.focus();
+      else say(passkeysError, () => errorMessage(failed, overrides));
+    } else {
+      say(passkeysError, () => t(passkeyFailure(failed)));
+    }
+    return;
+  }
+  passkeyName.value = "";
+  say(passkeysDone, () => t("security.passkeys.done", { name: added.name }));
+  await loadPasskeys();
+  reloadEvents();
+});
+
+// --- Deleting the account -----------------------------------------------------------------------
+
+const deleteDialog = document.getElementById("delete-dialog");
+const deleteForm = document.getElementById("delete-form");
+const deleteError = document.getElementById("delete-error");
+const deletePassword = document.getElementById("delete-password");
+
+document.getElementById("delete-open").addEventListener("click", () => {
+  say(deleteError, null);
+  clearFieldErrors(deleteForm);
+  deletePassword.value = "";
+  document.getElementById("delete-password-field").hidden = !hasPassword();
+  document.getElementById("delete-no-password").hidden = hasPassword();
+  deleteDialog.showModal();
+  (hasPassword() ? deletePassword : document.getElementById("delete-cancel")).focus();
+});
+
+document.getElementById("delete-cancel").addEventListener("click", () => deleteDialog.close());
+deleteDialog.addEventListener("close", () => document.getElementById("delete-open").focus());
+
+deleteForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say(deleteError, null);
+  clearFieldErrors(deleteForm);
+  if (hasPassword() && !deletePassword.value) {
+    setFieldError(deletePassword, () => t("form.password-required"));
+    deletePassword.focus();
+    return;
+  }
+  let failed = null;
+  // Deleting ends every session and stream: this page is not to take that for a lost session.
+  stream?.close();
+  await busy(deleteForm, async () => {
+    try {
+      const body = hasPassword() ? { password: deletePassword.value } : {};
+      await api("/v1/me", { method: "DELETE", token, json: body });
+    } catch (error) {
+      failed = error;
+    }
+  });
+  if (!failed) {
+    leave("signin.account-deleted");
+    return;
+  }
+  if (failed instanceof ApiError && failed.status === 401) {
+    leave("signin.session-ended");
+    return;
+  }
+  startStream();
+  const field = showFieldProblems(
+    failed,
+    { password: deletePassword },
+    { invalid_credentials: "form.password-wrong" },
+  );
+  if (field) {
+    field.focus();
+    field.select();
+  } else {
+    say(deleteError, () => errorMessage(failed));
+  }
+});
+
 onLanguageChange(() => {
   renderEvents();
   renderDialog();
   renderContact();
   renderLiveCheck();
   renderPrompt();
+  renderPasswordSection();
+  renderMfa();
+  renderPasskeys();
+  for (const [element, text] of shownMessages) showMessage(element, text());
 });
 
 if (!token) {
   leave("signin.session-ended");
 } else {
   await startPage();
+  renderPasskeys();
   // The stream first, then the reads: nothing that happens in between is missed.
   startStream();
   loadContact();
   loadConfirmations();
   try {
-    const me = await call("/v1/me");
-    document.getElementById("account-email").textContent = me.email;
+    me = await call("/v1/me");
+    document.getElementById("account-email").textContent = me.email ?? "";
+    renderPasswordSection();
   } catch (error) {
     if (!leaving) showMessage(errorBox, errorMessage(error));
   }
+  loadMfa();
+  loadPasskeys();
   await loadEvents();
 }

@@ -202,6 +202,102 @@ export function takeNotice() {
   return key;
 }
 
+// --- Form errors beside their fields -----------------------------------------------------------
+
+// The field errors on show: input -> a function giving the text (redrawn on a language switch).
+const fieldErrors = new Map();
+
+function drawFieldError(input) {
+  const note = document.getElementById(`${input.id}-error`);
+  if (note) note.textContent = fieldErrors.get(input)();
+}
+
+/** Shows `text` (a message, or a function giving it) under `input`, marks the input invalid
+ * (aria-invalid) and describes it by the message (aria-describedby, before its hint). */
+export function setFieldError(input, text) {
+  const id = `${input.id}-error`;
+  let note = document.getElementById(id);
+  if (!note) {
+    note = document.createElement("p");
+    note.id = id;
+    note.className = "field-error";
+    (input.closest(".field") ?? input.parentElement).append(note);
+  }
+  fieldErrors.set(input, typeof text === "function" ? text : () => text);
+  drawFieldError(input);
+  note.hidden = false;
+  input.setAttribute("aria-invalid", "true");
+  const described = (input.getAttribute("aria-describedby") || "").split(/\s+/).filter(Boolean);
+  if (!described.includes(id)) input.setAttribute("aria-describedby", [id, ...described].join(" "));
+}
+
+export function clearFieldError(input) {
+  const id = `${input.id}-error`;
+  fieldErrors.delete(input);
+  input.removeAttribute("aria-invalid");
+  const described = (input.getAttribute("aria-describedby") || "")
+    .split(/\s+/)
+    .filter((part) => part && part !== id);
+  if (described.length) input.setAttribute("aria-describedby", described.join(" "));
+  else input.removeAttribute("aria-describedby");
+  const note = document.getElementById(id);
+  if (note) {
+    note.textContent = "";
+    note.hidden = true;
+  }
+}
+
+/** Clears the field errors of every input in `form`. */
+export function clearFieldErrors(form) {
+  for (const input of form.querySelectorAll("input, select, textarea")) clearFieldError(input);
+}
+
+languageListeners.push(() => {
+  for (const input of fieldErrors.keys()) drawFieldError(input);
+});
+
+// What a request validation error of a field says, by pydantic's error type.
+const FIELD_PROBLEMS = {
+  missing: "form.field.missing",
+  string_too_short: "form.field.too-short",
+  string_too_long: "form.field.too-long",
+};
+
+function labelOf(input) {
+  const label = input.labels?.[0];
+  return label ? label.textContent.trim() : input.name;
+}
+
+/**
+ * Puts a failed call's field errors beside the fields they name (the problem's `errors`, whose
+ * `loc` ends with the API's field name). `fields` maps the API's field names to inputs;
+ * `messages` maps a problem code to a message key (or a function giving the text) for the
+ * field it names. Answers the first field marked (to be given focus), or null.
+ */
+export function showFieldProblems(error, fields, messages = {}) {
+  if (!(error instanceof ApiError) || !Array.isArray(error.problem?.errors)) return null;
+  const marked = [];
+  for (const entry of error.problem.errors) {
+    const loc = Array.isArray(entry?.loc) ? entry.loc : [];
+    const name = loc[loc.length - 1];
+    const input = Object.hasOwn(fields, name) ? fields[name] : null;
+    if (!input || marked.includes(input)) continue;
+    let text;
+    if (Object.hasOwn(messages, error.code)) {
+      const message = messages[error.code];
+      text = typeof message === "function" ? message : () => t(message);
+    } else if (error.code === "validation_error") {
+      const key = FIELD_PROBLEMS[entry.type] ?? "form.field.invalid";
+      text = () => t(key, { field: labelOf(input) });
+    } else {
+      text = () => errorMessage(error);
+    }
+    setFieldError(input, text);
+    marked.push(input);
+  }
+  return marked[0] ?? null;
+}
+
 /** Disables a form's controls while `work` runs, so a double click sends one request. */
 export async function busy(form, work) {
   const controls = [...form.querySelectorAll("button, input, select")];

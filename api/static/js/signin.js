@@ -1,5 +1,6 @@
 // The sign-in page: email and password, then the second factor when the account has one;
-// and sign-in through the company's OpenID provider when the service has one.
+// a passkey; "Forgot password?"; and sign-in through the company's OpenID provider when the
+// service has one.
 import {
   api,
   ApiError,
@@ -14,6 +15,7 @@ import {
   t,
   takeNotice,
 } from "./app.js";
+import { credentialJson, passkeyFailure, passkeysPossible, requestOptions } from "./webauthn.js";
 
 const passwordStep = document.getElementById("password-step");
 const codeStep = document.getElementById("code-step");
@@ -26,6 +28,8 @@ const ssoBox = document.getElementById("sso");
 const ssoLink = document.getElementById("sso-link");
 const ssoOr = document.getElementById("sso-or");
 const signupFooter = document.getElementById("signup-footer");
+const passkeyBox = document.getElementById("passkey-box");
+const passkeyButton = document.getElementById("passkey-sign-in");
 
 // The provider sends the browser back here with `#sso=<one-time code>` or `#sso_error=<reason>`.
 // Drop the fragment at once, so the code stays neither in the address bar nor in the history.
@@ -83,6 +87,7 @@ function showMethods() {
   passwordStep.hidden = !password || mfaToken !== null;
   if (!password) codeStep.hidden = true;
   signupFooter.hidden = !password;
+  passkeyBox.hidden = !passkeysPossible() || mfaToken !== null;
 }
 
 /** The path the sign-in was started for, if it is one of this site's; else the account page. */
@@ -117,6 +122,7 @@ function showPasswordStep() {
   code.value = "";
   codeStep.hidden = true;
   passwordStep.hidden = false;
+  passkeyBox.hidden = !passkeysPossible();
   password.value = "";
   email.focus();
 }
@@ -140,6 +146,7 @@ passwordStep.addEventListener("submit", async (event) => {
         mfaToken = error.problem.mfa_token;
         password.value = "";
         passwordStep.hidden = true;
+        passkeyBox.hidden = true;
         codeStep.hidden = false;
         code.focus();
         return;
@@ -169,6 +176,30 @@ codeStep.addEventListener("submit", async (event) => {
       }
       showMessage(errorBox, errorMessage(error));
       code.select();
+    }
+  });
+});
+
+// A passkey: a complete sign-in (the device's screen lock is the second factor), no email asked.
+passkeyButton.addEventListener("click", async () => {
+  showMessage(noticeBox, "");
+  showMessage(errorBox, "");
+  await busy(passkeyBox, async () => {
+    let credential;
+    try {
+      const options = await api("/v1/auth/passkey/options", { method: "POST" });
+      credential = await navigator.credentials.get({ publicKey: requestOptions(options) });
+    } catch (error) {
+      const text = error instanceof ApiError ? errorMessage(error) : t(passkeyFailure(error));
+      showMessage(errorBox, text);
+      return;
+    }
+    try {
+      const json = { credential: credentialJson(credential) };
+      signedIn(await api("/v1/auth/passkey", { method: "POST", json }));
+    } catch (error) {
+      const overrides = { invalid_credentials: "signin.passkey.rejected" };
+      showMessage(errorBox, errorMessage(error, overrides));
     }
   });
 });

@@ -65,6 +65,7 @@ class EventBus:
         self._listeners: dict[str, set[asyncio.Queue[LiveEvent]]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._pending: set[asyncio.Task[None]] = set()  # publications under way
 
     async def publish(
         self,
@@ -102,6 +103,21 @@ class EventBus:
             await self.publish(account_id, *events, contact=contact)
         except Unavailable:
             log.warning("live event not published: Redis did not answer")
+
+    def publish_soon(
+        self,
+        account_id: UUID,
+        *events: tuple[str, dict[str, Any]],
+        contact: Contact | None = None,
+    ) -> None:
+        """`publish_quietly`, after the answer rather than before it: a check's answer then
+        takes the same time whether its account has live pages to tell or not (an address
+        with no account has none)."""
+        task = asyncio.get_running_loop().create_task(
+            self.publish_quietly(account_id, *events, contact=contact)
+        )
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     async def end_streams(self, account_id: UUID) -> None:
         """Tell every open page of the account, on every instance, to close (its sessions
@@ -203,6 +219,8 @@ class EventBus:
         return sum(len(listeners) for listeners in self._listeners.values())
 
     async def close(self) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=1.0)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

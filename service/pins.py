@@ -305,6 +305,8 @@ class PinService:
         when = rfc3339(at)
         if outcome == "valid":
             contact = Contact(agent.name, case_ref, at, self.contact_window_seconds)
+            # A right PIN says the account exists anyway: published before the answer, so the
+            # contact window is open when the agent hangs up and the customer looks.
             await self._events.publish_quietly(
                 account_id,
                 ("pin_verified", {"agent": agent.name, "case_ref": case_ref, "at": when}),
@@ -318,7 +320,8 @@ class PinService:
         announced: list[tuple[str, dict[str, Any]]] = [("verify_failed", {"at": when})]
         if outcome == "locked":
             announced.append(("locked", {"at": when}))
-        await self._events.publish_quietly(account_id, *announced)
+        # After the answer: a wrong PIN must take as long for an address with no account.
+        self._events.publish_soon(account_id, *announced)
 
     async def _record_or_restore(
         self,

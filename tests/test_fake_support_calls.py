@@ -347,7 +347,7 @@ async def test_webhooks_are_signed_and_retried_until_they_succeed(
     email_address, user = await h.user()
     _, agent = await h.agent("Lee")
     await h.verify(agent, email_address, await h.issue_pin(user))
-    payloads = await eventually(lambda: list(state.received), seconds=20)
+    payloads = await eventually(lambda: list(state.received), seconds=40)
     payload = payloads[0]
     assert payload["type"] == "pin.verified"
     assert payload["data"]["agent"] == "Lee"

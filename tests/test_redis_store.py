@@ -55,8 +55,9 @@ async def test_an_issued_pin_stores_a_full_length_keyed_digest(h: Harness) -> No
     pin = await h.issue_pin(user)
     account = await _account_id(h, user)
     stored = await h.services.redis.client.hgetall(h.services.redis.keys.pin(account))
-    assert set(stored) == {b"h"}
+    assert set(stored) == {b"h", b"e"}  # the digest, and the expiry issuance answered
     assert stored[b"h"] == h.services.pins.digest(account, pin)
+    assert pin.encode() not in stored[b"e"]
     assert len(stored[b"h"]) == 32
     assert pin.encode() not in stored[b"h"]
 

@@ -123,8 +123,9 @@ class ConfirmationService:
         await self._limits.confirmation_by_agent(agent.id)
         await self._limits.confirmation_for(subject)
         _, _, lock_key = self._keys.pin_state_of(subject)
-        async with self._redis.guard():
-            locked = account_id is not None and bool(await self._redis.client.exists(lock_key))
+        async with self._redis.guard():  # asked for an address with no account too: same time
+            lock_found = bool(await self._redis.client.exists(lock_key))
+        locked = account_id is not None and lock_found
         # A locked account's request is kept where nobody can answer it: like no account.
         stored_under = subject if not locked else f"x{subject}"
         confirmation_id = secrets.token_urlsafe(16)
@@ -167,7 +168,8 @@ class ConfirmationService:
         )
         if account_id is not None and not locked:
             since = rfc3339(now)
-            await self._events.publish_quietly(
+            # After the answer: the 201 takes as long for an address with no account.
+            self._events.publish_soon(
                 account_id,
                 (
                     "confirmation_requested",

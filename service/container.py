@@ -76,7 +76,10 @@ class Services:
         # Voids still owed for answers that were errors get a last chance to be written.
         await self.audit.settle(self.settings.db_timeout_seconds * 2)
         await self.notices.stop()
-        closing = [self.db.close(), self.redis.close(), self.events.close(), self.http.aclose()]
+        # Before Redis: publications still under way must finish (or stop) on open
+        # connections, not open new ones on a closed pool.
+        await self.events.close()
+        closing = [self.db.close(), self.redis.close(), self.http.aclose()]
         if self.oidc is not None:
             closing.append(self.oidc.close())
         await asyncio.gather(*closing, return_exceptions=True)

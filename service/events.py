@@ -220,7 +220,11 @@ class EventBus:
 
     async def close(self) -> None:
         if self._pending:
-            await asyncio.wait(set(self._pending), timeout=1.0)
+            _, late = await asyncio.wait(set(self._pending), timeout=1.0)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late)
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -345,7 +345,9 @@ class NoticeWorker:
     async def deliver_due(self) -> bool:
         """Claim and deliver one batch; whether there was any."""
         async with self._db.connection() as conn:
-            rows = await sql.claim(conn, BATCH, LEASE_SECONDS)
+            # An instance without webhooks configured leaves webhook notices to one that has.
+            channels = sorted({channel for channel, _ in self.rule.pairs})
+            rows = await sql.claim(conn, BATCH, LEASE_SECONDS, channels)
         if not rows:
             return False
         await asyncio.gather(*(self._deliver(_notice(row)) for row in rows))

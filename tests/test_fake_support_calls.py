@@ -262,9 +262,11 @@ def receiver() -> Iterator[tuple[Receiver, int]]:
 
 @pytest.fixture
 async def noticed(
-    harness_factory: HarnessFactory,
+    # The servers first: set up before the service and stopped after it, so no delivery is
+    # under way when they stop.
     smtp: tuple[Inbox, int],
     receiver: tuple[Receiver, int],
+    harness_factory: HarnessFactory,
 ) -> tuple[Harness, Inbox, Receiver]:
     inbox, smtp_port = smtp
     state, http_port = receiver

@@ -21,7 +21,8 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 async def mailing(
-    harness_factory: HarnessFactory, smtp: tuple[Inbox, int]
+    smtp: tuple[Inbox, int],  # first: stopped after the service, with no delivery under way
+    harness_factory: HarnessFactory,
 ) -> tuple[Harness, Inbox]:
     inbox, port = smtp
     h = await harness_factory(

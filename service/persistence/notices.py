@@ -9,9 +9,11 @@ import asyncpg
 from service.persistence.db import Connection
 
 
-async def claim(conn: Connection, limit: int, lease_seconds: int) -> list[asyncpg.Record]:
-    """Due notices, leased to this instance (`FOR UPDATE SKIP LOCKED`: instances never
-    claim the same row), with what their event says."""
+async def claim(
+    conn: Connection, limit: int, lease_seconds: int, channels: list[str]
+) -> list[asyncpg.Record]:
+    """Due notices of the channels this instance can deliver, leased to it (`FOR UPDATE
+    SKIP LOCKED`: instances never claim the same row), with what their event says."""
     return await conn.fetch(
         """WITH claimed AS (
                UPDATE notices n
@@ -20,6 +22,7 @@ async def claim(conn: Connection, limit: int, lease_seconds: int) -> list[asyncp
                    SELECT id FROM notices
                    WHERE status = 'pending' AND next_attempt_at <= now()
                      AND (lease_until IS NULL OR lease_until < now())
+                     AND channel = ANY($3::text[])
                    ORDER BY next_attempt_at
                    LIMIT $1
                    FOR UPDATE SKIP LOCKED)
@@ -34,6 +37,7 @@ async def claim(conn: Connection, limit: int, lease_seconds: int) -> list[asyncp
            LEFT JOIN accounts a ON a.id = e.account_id""",
         limit,
         lease_seconds,
+        channels,
     )
 
 
